@@ -1,0 +1,141 @@
+"""``slaf-train``: the Hydra entry point.
+
+Exit codes: 0 on success; 2 for a user error (an invalid override or value, a
+damaged checkpoint; one line on stderr, no traceback); 3 when training diverged;
+130 or 143 after SIGINT or SIGTERM (a checkpoint was saved); 1 for anything else.
+``HYDRA_FULL_ERROR=1`` shows the traceback of a user error too. In a multirun a
+failed job is recorded in its summary and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from slaf_cli.config import register_configs
+from slaf_cli.errors import ConfigError
+
+log = logging.getLogger("slaf_cli")
+
+USER_ERROR = 2
+DIVERGED = 3
+_RUN_UID_ENV = "SLAF_RUN_UID"
+_task_started = False
+
+
+def _run_uid() -> str:
+    """A short random token, one per command (inherited by sweep worker processes)."""
+    if _RUN_UID_ENV not in os.environ:
+        os.environ[_RUN_UID_ENV] = secrets.token_hex(3)
+    return os.environ[_RUN_UID_ENV]
+
+
+register_configs()
+if not OmegaConf.has_resolver("slaf_uid"):
+    OmegaConf.register_new_resolver("slaf_uid", _run_uid)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://slaf_cli.conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Train one configuration; return the monitored metric (for sweepers)."""
+    global _task_started
+    _task_started = True
+    from slaf_cli.runner import run  # torch is imported here, after parsing
+
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    choices = {
+        k: v
+        for k, v in hydra_cfg.runtime.choices.items()
+        if not k.startswith(("hydra", "schema")) and v is not None
+    }
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    from slaf_cli.train.guard import Diverged, Interrupted
+
+    try:
+        summary = run(cfg, run_dir, overrides=overrides, choices=choices)
+    except ConfigError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        log.error("Invalid configuration: %s", error)
+        if multirun:
+            return None
+        sys.exit(USER_ERROR)
+    except Diverged:
+        if multirun:
+            return None
+        sys.exit(DIVERGED)
+    except Interrupted as interrupt:
+        sys.exit(interrupt.exit_code)
+    except Exception:
+        if not multirun:
+            raise
+        log.exception("Job %s failed; the sweep goes on", run_dir)
+        return None
+    metrics = summary.get("metrics", {})
+    _print_result(summary)
+    return metrics.get("val/acc", metrics.get("val/rmse"))
+
+
+def _print_result(summary: dict) -> None:
+    metrics = summary.get("metrics", {})
+    keys = [k for k in metrics if k.startswith("test/")] or list(metrics)
+    numbers = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys)
+    sys.stdout.write(
+        f"{summary['status']}: {numbers}  ({summary['wall_time_s']:.1f} s)\n"
+        f"run dir: {summary['run_dir']}\n"
+    )
+    sys.stdout.flush()
+
+
+def _resume_arguments(argv: list[str]) -> list[str]:
+    """Rewrite ``resume=RUN_DIR ...`` into that run's overrides, continued in place.
+
+    The run is composed again from the overrides saved in ``RUN_DIR/.hydra``, so it
+    gets the same config; overrides given after ``resume=`` are applied on top (for
+    example ``trainer.epochs=20`` to train longer).
+    """
+    resume = [a for a in argv if a.startswith("resume=")]
+    if not resume:
+        return argv
+    run_dir = Path(resume[-1].split("=", 1)[1]).expanduser()
+    saved = run_dir / ".hydra" / "overrides.yaml"
+    if not saved.is_file():
+        raise ConfigError(
+            f"resume={run_dir} is not a run folder ({saved} not found); pass the "
+            "folder of a run, e.g. resume=outputs/2026-01-31/12-00-00_train_ab12cd"
+        )
+    original = [
+        o for o in OmegaConf.load(saved) if not str(o).startswith(("resume=", "hydra."))
+    ]
+    extra = [a for a in argv if not a.startswith("resume=")]
+    return [*original, *extra, f"resume={run_dir.resolve()}", f"hydra.run.dir={run_dir}"]
+
+
+def cli() -> None:
+    """Console-script entry: map Hydra's composition errors to the user-error code."""
+    os.environ[_RUN_UID_ENV] = secrets.token_hex(3)
+    try:
+        sys.argv[1:] = _resume_arguments(sys.argv[1:])
+    except ConfigError as error:
+        sys.stderr.write(f"error: {error}\n")
+        sys.exit(USER_ERROR)
+    try:
+        main()
+    except SystemExit as exit_:
+        if exit_.code == 1 and not _task_started:
+            sys.exit(USER_ERROR)
+        raise
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,81 @@
+"""Batched image augmentation on tensors, run on the batch's own device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from slaf_cli.errors import ConfigError
+
+CROP_PADDING = 4  # pixels of zero padding on each side before the random crop
+
+
+def random_crop(
+    x: Tensor, generator: torch.Generator, flip: bool, padding: int = CROP_PADDING
+) -> Tensor:
+    """Randomly crop each image of ``x`` (N, C, H, W) from its zero-padded copy.
+
+    Every image gets its own offset in ``[0, 2 * padding]`` along each axis and, with
+    ``flip``, a horizontal flip with probability 0.5. Padding is zero in the tensor's
+    own units, which for standardised inputs is the train mean colour. One gather
+    handles the whole batch. ``generator`` must live on ``x.device``. Returns a new
+    tensor of the same shape.
+    """
+    n, channels, height, width = x.shape
+    device = x.device
+    padded = F.pad(x, (padding, padding, padding, padding))
+    span = 2 * padding + 1
+    row_offset = torch.randint(span, (n, 1), generator=generator, device=device)
+    col_offset = torch.randint(span, (n, 1), generator=generator, device=device)
+    rows = row_offset + torch.arange(height, device=device)  # (N, H)
+    cols = col_offset + torch.arange(width, device=device)  # (N, W)
+    if flip:
+        flipped = torch.rand((n, 1), generator=generator, device=device) < 0.5
+        cols = torch.where(flipped, cols.flip(1), cols)
+    batch_index = torch.arange(n, device=device).view(n, 1, 1, 1)
+    channel_index = torch.arange(channels, device=device).view(1, channels, 1, 1)
+    return padded[
+        batch_index, channel_index, rows[:, None, :, None], cols[:, None, None, :]
+    ]
+
+
+def crop_flip(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Apply a 4-pixel padded random crop and a random horizontal flip per image."""
+    return random_crop(x, generator, flip=True)
+
+
+def crop(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Apply a 4-pixel padded random crop per image, without flips."""
+    return random_crop(x, generator, flip=False)
+
+
+AUGMENTATIONS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
+    "crop_flip": crop_flip,
+    "crop": crop,
+}
+
+
+def get_augmentation(
+    name: str | None, input_shape: tuple[int, ...]
+) -> Callable[[Tensor, torch.Generator], Tensor] | None:
+    """Return the augmentation called ``name`` (None for none) after checking inputs.
+
+    ``input_shape`` excludes the batch dimension. Raises ConfigError for an unknown
+    name or for inputs that are not images (C, H, W).
+    """
+    if name is None:
+        return None
+    if name not in AUGMENTATIONS:
+        raise ConfigError(
+            f"dataset.augment={name!r} is unknown; "
+            f"use one of {sorted(AUGMENTATIONS)} or null"
+        )
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"dataset.augment={name!r} needs image inputs (C, H, W), got shape "
+            f"{tuple(input_shape)}; set dataset.augment=null"
+        )
+    return AUGMENTATIONS[name]

@@ -1,0 +1,1 @@
+"""Reporting: TensorBoard, figures, run summaries and sweep tables. Never changes training state."""

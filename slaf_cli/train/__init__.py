@@ -1,0 +1,1 @@
+"""Training: routines that keep SLAF trainable, the task definitions and the loop."""
