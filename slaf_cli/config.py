@@ -217,6 +217,7 @@ class TrainConfig:
     run_name: str = "train"
     test: bool = True  # evaluate the best-validation weights on the test split
     resume: Optional[str] = None  # run folder to continue in place
+    optimized_metric: Optional[str] = None  # returned to sweepers; null: val/acc or val/rmse
 
 
 _SCHEMAS: dict[str, dict[str, type]] = {

@@ -20,15 +20,23 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from slaf_cli.config import validate
-from slaf_cli.data import BatchLoader, DataBundle
+from slaf_cli.data import BatchLoader, DataBundle, Split
 from slaf_cli.errors import ConfigError
 from slaf_cli.nn.bases import build_basis
 from slaf_cli.nn.factory import ActivationFactory, slaf_modules
 from slaf_cli.report.summary import library_versions, write_summary
 from slaf_cli.report.tensorboard import TensorBoardReporter
 from slaf_cli.train.checkpoint import Checkpointer, load_checkpoint
+from slaf_cli.train.distributed import (
+    DistContext,
+    broadcast_from_main,
+    context_from_env,
+    destroy_process_group,
+    init_process_group,
+)
 from slaf_cli.train.guard import Diverged, DivergenceGuard, Interrupted, SignalFlag
 from slaf_cli.train.loop import Trainer, format_scalars
 from slaf_cli.train.routines import Routine
@@ -55,10 +63,15 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
         raise
 
 
-def select_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available; an unavailable CUDA device is a ConfigError."""
+def select_device(name: str, context: DistContext) -> torch.device:
+    """``auto`` picks CUDA when available; an unavailable CUDA device is a ConfigError.
+
+    Under torchrun each rank takes the CUDA device of its local rank.
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and context.enabled:
+        name = f"cuda:{context.local_rank}"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.device={name} is not available (no CUDA device found); "
@@ -148,16 +161,76 @@ def hparams_of(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
     return params
 
 
+def make_loaders(
+    cfg: DictConfig, data: DataBundle, device: torch.device, context: DistContext
+) -> tuple[BatchLoader, BatchLoader | None, BatchLoader]:
+    """Train, validation and test loaders for this rank.
+
+    ``trainer.batch_size`` is the global batch: each of N ranks takes 1/N of it.
+    Evaluation splits are cut into disjoint, unpadded slices per rank, so metrics
+    summed over ranks count every sample once.
+    """
+    batch_size = cfg.trainer.batch_size
+    if batch_size % context.world_size:
+        raise ConfigError(
+            f"trainer.batch_size={batch_size} does not split evenly over "
+            f"{context.world_size} processes; use a multiple of {context.world_size}"
+        )
+    train = BatchLoader(
+        data.train,
+        batch_size=batch_size // context.world_size,
+        shuffle=True,
+        seed=cfg.seed,
+        device=device,
+        augment=data.augment,
+        rank=context.rank,
+        world_size=context.world_size,
+    )
+
+    def evaluation(split: Split) -> BatchLoader:
+        shard = Split(split.x[context.rank :: context.world_size], split.y[context.rank :: context.world_size])
+        return BatchLoader(shard, batch_size=cfg.trainer.eval_batch_size, shuffle=False, seed=0, device=device)
+
+    val = evaluation(data.val) if len(data.val.x) else None
+    return train, val, evaluation(data.test)
+
+
+def _final_metrics(history: list[dict[str, float]]) -> dict[str, float]:
+    last = dict(history[-1]) if history else {}
+    return {k: v for k, v in last.items() if k != "epoch" and not k.startswith("time/")}
+
+
 def run(
     cfg: DictConfig,
     run_dir: Path,
     overrides: list[str] | None = None,
     choices: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Train one configuration in ``run_dir``; return the summary that was written."""
+    """Train one configuration in ``run_dir``; return the summary that was written.
+
+    Under torchrun every rank calls this; rank 0 alone writes into ``run_dir``.
+    """
     started = time.perf_counter()
-    overrides = overrides or []
-    choices = choices or {}
+    validate(cfg)
+    context = context_from_env()
+    device = select_device(cfg.trainer.device, context)
+    init_process_group(context, device)
+    try:
+        return _run(cfg, run_dir, overrides or [], choices or {}, context, device, started)
+    finally:
+        destroy_process_group()
+
+
+def _run(
+    cfg: DictConfig,
+    run_dir: Path,
+    overrides: list[str],
+    choices: dict[str, str],
+    context: DistContext,
+    device: torch.device,
+    started: float,
+) -> dict[str, Any]:
+    run_dir = Path(broadcast_from_main(str(run_dir)))
     summary: dict[str, Any] = {
         "run_name": cfg.run_name,
         "status": "running",
@@ -166,14 +239,12 @@ def run(
         "choices": choices,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "versions": library_versions(),
+        "device": str(device),
+        "world_size": context.world_size,
     }
-
-    validate(cfg)
-    device = select_device(cfg.trainer.device)
     if cfg.trainer.num_threads is not None:
         torch.set_num_threads(cfg.trainer.num_threads)
     seed_everything(cfg.seed, cfg.trainer.deterministic)
-    summary["device"] = str(device)
 
     log.info("Instantiating dataset <%s>", cfg.dataset.name)
     data: DataBundle = build(cfg.dataset, _convert_="all")
@@ -199,6 +270,10 @@ def run(
         summary["parameters"]["activation"],
         len(slaf_modules(model)),
     )
+    forward_model: nn.Module = model
+    if context.enabled:
+        device_ids = [device.index] if device.type == "cuda" else None
+        forward_model = DistributedDataParallel(model, device_ids=device_ids)
 
     routine = build_routine(cfg)
     optimizer = build(cfg.optimizer, _convert_="all")(
@@ -214,38 +289,30 @@ def run(
         min_lr=sched.min_lr,
         warmup_epochs=sched.warmup_epochs,
     )
-    task = make_task(data.task)
+    train_loader, val_loader, test_loader = make_loaders(cfg, data, device, context)
 
     trainer_cfg = cfg.trainer
-    train_loader = BatchLoader(
-        data.train,
-        batch_size=trainer_cfg.batch_size,
-        shuffle=True,
-        seed=cfg.seed,
-        device=device,
-        augment=data.augment,
-    )
-    eval_loader_args = dict(batch_size=trainer_cfg.eval_batch_size, shuffle=False, seed=0, device=device)
-    val_loader = BatchLoader(data.val, **eval_loader_args) if len(data.val.x) else None
-    test_loader = BatchLoader(data.test, **eval_loader_args)
-
-    checkpointer = Checkpointer(run_dir) if trainer_cfg.checkpoint else None
     resume_checkpoint = None
     if cfg.resume is not None:
-        resume_checkpoint = load_checkpoint(Checkpointer(run_dir).last_path)
+        resume_checkpoint = load_checkpoint(Checkpointer(cfg.resume).last_path)
+    checkpointer = None
+    if trainer_cfg.checkpoint or cfg.trainer.divergence == "rollback":
+        checkpointer = Checkpointer(run_dir, writable=context.is_main)
 
+    reporter = None
+    if context.is_main:
+        purge_step = resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
+        reporter = TensorBoardReporter(
+            run_dir, plot_features=trainer_cfg.plot_features, purge_step=purge_step
+        )
     progress = {"on": True, "off": False}.get(trainer_cfg.progress, sys.stderr.isatty())
-    purge_step = resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
-    reporter = TensorBoardReporter(
-        run_dir, plot_features=trainer_cfg.plot_features, purge_step=purge_step
-    )
     signals = SignalFlag().install()
     trainer = Trainer(
         model=model,
         optimizer=optimizer,
         scheduler=scheduler,
         routine=routine,
-        task=task,
+        task=make_task(data.task),
         train_loader=train_loader,
         val_loader=val_loader,
         epochs=trainer_cfg.epochs,
@@ -253,7 +320,7 @@ def run(
         max_steps_per_epoch=trainer_cfg.max_steps_per_epoch,
         log_every=trainer_cfg.log_every,
         reporter=reporter,
-        progress=progress,
+        progress=progress and context.is_main,
         checkpointer=checkpointer,
         guard=DivergenceGuard(
             trainer_cfg.divergence,
@@ -261,39 +328,37 @@ def run(
             lr_factor=trainer_cfg.rollback_lr_factor,
         ),
         signals=signals,
+        forward_model=forward_model,
+        context=context,
     )
     if resume_checkpoint is not None:
-        trainer.load_training_state(resume_checkpoint)
-        best_path = Checkpointer(run_dir).best_path
-        if best_path.is_file():
-            trainer.best_weights = load_checkpoint(best_path)["model"]
-        log.info(
-            "Resuming %s after epoch %d, batch %d (step %d)",
-            run_dir,
-            trainer.state.epoch,
-            trainer.state.batch_in_epoch,
-            trainer.state.step,
-        )
+        _resume(trainer, resume_checkpoint, Path(cfg.resume))
 
-    log.info("Training for %d epochs on %s", trainer_cfg.epochs, device)
+    log.info(
+        "Training for %d epochs on %s%s",
+        trainer_cfg.epochs,
+        device,
+        f" x {context.world_size} processes" if context.enabled else "",
+    )
     try:
         state = trainer.fit()
-        metrics = dict(state.history[-1]) if state.history else {}
-        metrics.pop("epoch", None)
+        summary["metrics"] = _final_metrics(state.history)
         if cfg.test:
             trainer.load_best()
             test_metrics = trainer.evaluate(test_loader, "test")
-            metrics.update(test_metrics)
+            summary["metrics"].update(test_metrics)
             log.info("Test (best epoch %d): %s", state.best_epoch, format_scalars(test_metrics))
-        summary.update(
-            status="completed",
-            metrics={k: v for k, v in metrics.items() if not k.startswith("time/")},
-        )
-        finite = {k: v for k, v in summary["metrics"].items() if math.isfinite(v)}
-        reporter.log_hparams(hparams_of(cfg, choices), finite)
+        summary["status"] = "completed"
+        if reporter is not None:
+            finite = {k: v for k, v in summary["metrics"].items() if math.isfinite(v)}
+            reporter.log_hparams(hparams_of(cfg, choices), finite)
     except Diverged as error:
         log.error("Run diverged: %s; the last good checkpoint is kept", error)
-        summary.update(status="diverged", error=str(error), diverged_at={"epoch": error.epoch, "step": error.step})
+        summary.update(
+            status="diverged",
+            error=str(error),
+            diverged_at={"epoch": error.epoch, "step": error.step},
+        )
         raise
     except Interrupted as error:
         log.warning("Run %s; resume with: slaf-train resume=%s", error, run_dir)
@@ -301,23 +366,39 @@ def run(
         raise
     finally:
         signals.uninstall()
-        state = trainer.state
-        summary.update(
-            wall_time_s=time.perf_counter() - started,
-            best_epoch=state.best_epoch,
-            epochs_completed=state.epoch,
-            steps=state.step,
-            skipped_steps=state.skipped_steps,
-            rollbacks=state.rollbacks,
-            history=state.history,
-        )
-        if "metrics" not in summary:
-            last = dict(state.history[-1]) if state.history else {}
-            summary["metrics"] = {
-                k: v for k, v in last.items() if k != "epoch" and not k.startswith("time/")
-            }
-        reporter.close()
-        if summary["status"] == "running":
-            summary["status"] = "failed"
-        write_summary(run_dir, summary)
+        _finish_summary(summary, trainer, started)
+        if reporter is not None:
+            reporter.close()
+        if context.is_main:
+            write_summary(run_dir, summary)
     return summary
+
+
+def _resume(trainer: Trainer, checkpoint: dict[str, Any], run_dir: Path) -> None:
+    trainer.load_training_state(checkpoint)
+    best_path = Checkpointer(run_dir).best_path
+    if best_path.is_file():
+        trainer.best_weights = load_checkpoint(best_path)["model"]
+    log.info(
+        "Resuming %s after epoch %d, batch %d (step %d)",
+        run_dir,
+        trainer.state.epoch,
+        trainer.state.batch_in_epoch,
+        trainer.state.step,
+    )
+
+
+def _finish_summary(summary: dict[str, Any], trainer: Trainer, started: float) -> None:
+    state = trainer.state
+    summary.update(
+        wall_time_s=time.perf_counter() - started,
+        best_epoch=state.best_epoch,
+        epochs_completed=state.epoch,
+        steps=state.step,
+        skipped_steps=state.skipped_steps,
+        rollbacks=state.rollbacks,
+        history=state.history,
+    )
+    summary.setdefault("metrics", _final_metrics(state.history))
+    if summary["status"] == "running":
+        summary["status"] = "failed"

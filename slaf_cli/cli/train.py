@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import sys
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -59,6 +60,7 @@ def main(cfg: DictConfig) -> float | None:
         if not k.startswith(("hydra", "schema")) and v is not None
     }
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    _limit_threads_per_job(cfg, hydra_cfg)
     from slaf_cli.train.guard import Diverged, Interrupted
 
     try:
@@ -81,9 +83,41 @@ def main(cfg: DictConfig) -> float | None:
             raise
         log.exception("Job %s failed; the sweep goes on", run_dir)
         return None
+    if int(os.environ.get("RANK", 0)) == 0:
+        _print_result(summary)
+    return _optimized_value(cfg, summary)
+
+
+def _optimized_value(cfg: DictConfig, summary: dict) -> float | None:
+    """The metric a sweeper optimises: ``optimized_metric``, else val/acc or val/rmse."""
     metrics = summary.get("metrics", {})
-    _print_result(summary)
-    return metrics.get("val/acc", metrics.get("val/rmse"))
+    key = cfg.optimized_metric
+    if key is None:
+        key = "val/acc" if "val/acc" in metrics else "val/rmse"
+    if key not in metrics:
+        log.error(
+            "optimized_metric=%s is not among this run's metrics (%s); "
+            "set optimized_metric to one of them",
+            key,
+            ", ".join(metrics),
+        )
+        return None
+    return metrics[key]
+
+
+def _limit_threads_per_job(cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+    """Give each job of a parallel (joblib) sweep its share of the CPU cores.
+
+    Without a cap every job starts one torch thread per core, and n_jobs jobs
+    oversubscribe the machine n_jobs times.
+    """
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if "joblib" not in launcher or cfg.trainer.num_threads is not None:
+        return
+    cores = os.cpu_count() or 1
+    n_jobs = hydra_cfg.launcher.n_jobs
+    jobs = cores if n_jobs is None or n_jobs <= 0 else min(n_jobs, cores)
+    cfg.trainer.num_threads = max(1, cores // jobs)
 
 
 def _print_result(summary: dict) -> None:
@@ -121,11 +155,31 @@ def _resume_arguments(argv: list[str]) -> list[str]:
     return [*original, *extra, f"resume={run_dir.resolve()}", f"hydra.run.dir={run_dir}"]
 
 
+def _worker_rank_arguments(argv: list[str]) -> list[str]:
+    """Keep DDP ranks other than 0 out of the run folder.
+
+    Under torchrun every rank runs this entry point. Ranks above 0 get a private
+    scratch folder and no log file, so exactly one run folder appears, written by
+    rank 0; the runner shares rank 0's folder with them for reading checkpoints.
+    """
+    rank = int(os.environ.get("RANK", 0))
+    if rank == 0:
+        return argv
+    scratch = tempfile.mkdtemp(prefix=f"slaf_rank{rank}_")
+    return [
+        *argv,
+        f"hydra.run.dir={scratch}",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=disabled",
+        "hydra/hydra_logging=disabled",
+    ]
+
+
 def cli() -> None:
     """Console-script entry: map Hydra's composition errors to the user-error code."""
     os.environ[_RUN_UID_ENV] = secrets.token_hex(3)
     try:
-        sys.argv[1:] = _resume_arguments(sys.argv[1:])
+        sys.argv[1:] = _worker_rank_arguments(_resume_arguments(sys.argv[1:]))
     except ConfigError as error:
         sys.stderr.write(f"error: {error}\n")
         sys.exit(USER_ERROR)

@@ -23,9 +23,9 @@ SLOT_KINDS = ("dense", "conv")
 class ActivationSlot:
     """One place where a model needs an activation.
 
-    ``index`` counts slots from 0 in model order, ``stage`` names the model part
-    (for example "block2" or "head"), ``num_features`` is the size of dim 1 of the
-    activation input and ``kind`` is "dense" for (N, C) or "conv" for (N, C, *).
+    ``index`` counts slots from 0 in model order. ``stage`` names the model part,
+    for example "block2" or "head". ``num_features`` is the size of dim 1 of the
+    activation input. ``kind`` is "dense" for (N, C) or "conv" for (N, C, *).
     """
 
     index: int
@@ -79,6 +79,7 @@ class ActivationFactory:
                 "(stage names)"
             )
         get_target(init)
+
         self.name = name
         self.basis = basis
         self.sharing = sharing

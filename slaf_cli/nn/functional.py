@@ -17,24 +17,6 @@ from torch.autograd.function import once_differentiable
 from slaf_cli.nn.bases.base import Basis
 
 
-def feature_view(values: Tensor, rank: int) -> Tensor:
-    """Reshape (P,) to (P, 1, ..., 1) so it broadcasts along dim 1 of a rank-r input."""
-    return values.reshape(values.shape[0], *([1] * (rank - 2)))
-
-
-def term_weights(coefficients: Tensor, rank: int) -> list[Tensor]:
-    """Split (P, K) coefficients into K contiguous (P, 1, ..., 1) views."""
-    columns = coefficients.t().contiguous()
-    return [feature_view(column, rank) for column in columns.unbind(0)]
-
-
-def reduce_dims(rank: int, num_rows: int) -> list[int]:
-    """Dims to sum a gradient over: all but dim 1 per feature, all of them if shared."""
-    if num_rows == 1:
-        return list(range(rank))
-    return [0, *range(2, rank)]
-
-
 class BasisSum(Function):
     """f(x) = bias + sum_j coefficients[:, j] * g_j(x), per feature on dim 1.
 
@@ -49,22 +31,18 @@ class BasisSum(Function):
     ) -> Tensor:
         ctx.basis = basis
         ctx.save_for_backward(x, coefficients)
-        weights = term_weights(coefficients, x.dim())
-        return basis.weighted_sum(x, weights, feature_view(bias, x.dim()))
+        return basis.weighted_sum(x, coefficients, bias)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor | None, ...]:
         x, coefficients = ctx.saved_tensors
-        num_rows, num_terms = coefficients.shape
-        dims = reduce_dims(x.dim(), num_rows)
-        weights = term_weights(coefficients, x.dim())
         grad_output = grad_output.contiguous()
-        grad_x, grad_terms = ctx.basis.weighted_sum_backward(
-            x, weights, grad_output, dims
+        grad_x, grad_coefficients = ctx.basis.weighted_sum_backward(
+            x, coefficients, grad_output
         )
-        grad_coefficients = torch.stack(grad_terms, dim=-1).reshape(num_rows, num_terms)
-        grad_bias = grad_output.sum(dim=dims).reshape(num_rows)
+        dims = [0, *range(2, x.dim())] if coefficients.shape[0] > 1 else None
+        grad_bias = grad_output.sum(dim=dims).reshape(coefficients.shape[0])
         return grad_x, grad_coefficients, grad_bias, None
 
 
@@ -79,7 +57,7 @@ class TermMoments(Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, basis: Basis
     ) -> tuple[Tensor, Tensor]:
-        mean, variance = basis.term_moments(x, [0, *range(2, x.dim())])
+        mean, variance = basis.term_moments(x)
         ctx.basis = basis
         ctx.save_for_backward(x, mean)
         return mean, variance
@@ -97,8 +75,6 @@ class TermMoments(Function):
             grad_variance = torch.zeros_like(mean)
         # d mean_j / dx = g_j' / n and d var_j / dx = 2 (g_j - mean_j) g_j' / n, so
         # dL/dx = sum_j g_j' * (offset_j + scale_j * g_j) with per-feature constants.
-        scales = term_weights(grad_variance * (2.0 / count), x.dim())
-        offsets = term_weights(
-            (grad_mean - 2.0 * grad_variance * mean) / count, x.dim()
-        )
+        scales = grad_variance * (2.0 / count)
+        offsets = (grad_mean - 2.0 * grad_variance * mean) / count
         return ctx.basis.term_moments_backward(x, offsets, scales), None

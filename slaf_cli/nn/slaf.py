@@ -9,9 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from slaf_cli.errors import ConfigError
-from slaf_cli.nn.bases.base import Basis, validate_range
+from slaf_cli.nn.bases.base import Basis, feature_view, validate_range
 from slaf_cli.nn.fit import fit_error, fit_target, get_target
-from slaf_cli.nn.functional import BasisSum, TermMoments, feature_view
+from slaf_cli.nn.functional import BasisSum, TermMoments
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,9 @@ class SLAF(nn.Module):
         monomial (c_1 = 1, b = 0) and for the clamped orthogonal and B-spline bases
         on their ``input_range``. With ``normalize=True`` the same (b, c) weight the
         standardised terms, so the layer is the target only up to that
-        standardisation (the identity becomes (x - mu_1) / sqrt(var_1 + eps)).
+        standardisation: the monomial identity init gives (x - mu_1) /
+        sqrt(var_1 + eps). ``init_fit_error`` ({"max", "rms"} on ``init_range``)
+        always measures the fit of the raw, unstandardised terms.
         """
         if self.init == "identity":
             bias, coefficients = self.basis.identity_coefficients()

@@ -111,10 +111,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 class Checkpointer:
-    """Write ``last.pt`` and ``best.pt`` under ``run_dir/checkpoints``."""
+    """Write ``last.pt`` and ``best.pt`` under ``run_dir/checkpoints``.
 
-    def __init__(self, run_dir: str | Path) -> None:
+    With ``writable=False`` (DDP ranks other than 0) saving is a no-op and only
+    loading works.
+    """
+
+    def __init__(self, run_dir: str | Path, writable: bool = True) -> None:
         self.directory = Path(run_dir) / CHECKPOINT_DIR
+        self.writable = writable
 
     @property
     def last_path(self) -> Path:
@@ -126,6 +131,8 @@ class Checkpointer:
 
     def save_last(self, model: nn.Module, state: dict[str, Any]) -> None:
         """Save a full training state; non-finite weights are never written."""
+        if not self.writable:
+            return
         if not weights_are_finite(model):
             raise ValueError("refusing to save a checkpoint with non-finite weights")
         atomic_save({"format": FORMAT_VERSION, **state}, self.last_path)
@@ -134,6 +141,8 @@ class Checkpointer:
         return load_checkpoint(self.last_path)
 
     def save_best(self, model: nn.Module, epoch: int, value: float) -> None:
+        if not self.writable:
+            return
         if not weights_are_finite(model):
             raise ValueError("refusing to save best weights that are not finite")
         atomic_save(

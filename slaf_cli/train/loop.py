@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from slaf_cli.nn.factory import slaf_modules
 from slaf_cli.train.checkpoint import Checkpointer, capture_rng, restore_rng
+from slaf_cli.train.distributed import DistContext, any_rank
 from slaf_cli.train.guard import Diverged, DivergenceGuard, Interrupted, SignalFlag
 from slaf_cli.train.routines import Routine
 from slaf_cli.train.tasks import MetricMeter, Task
@@ -70,6 +72,10 @@ class Trainer:
     the monitored metric improves. ``guard`` decides what a non-finite loss,
     gradient or SLAF coefficient does; ``signals`` stops the loop after the current
     step with a checkpoint (raising :class:`Interrupted`).
+
+    Under DDP, ``model`` is the plain module (its state dict has no ``module.``
+    prefix) and ``forward_model`` the DistributedDataParallel wrapper that runs the
+    steps; loaders yield this rank's shard and metrics are summed over ranks.
     """
 
     def __init__(
@@ -90,8 +96,12 @@ class Trainer:
         checkpointer: Checkpointer | None = None,
         guard: DivergenceGuard | None = None,
         signals: SignalFlag | None = None,
+        forward_model: nn.Module | None = None,
+        context: DistContext | None = None,
     ) -> None:
         self.model = model
+        self.forward_model = forward_model if forward_model is not None else model
+        self.context = context or DistContext()
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.routine = routine
@@ -109,6 +119,7 @@ class Trainer:
         self.signals = signals
         self.state = TrainState()
         self.best_weights: dict[str, Tensor] | None = None
+        self._stop_requested = False
         self._slaf_parameters = [
             p for _, module in slaf_modules(model) for p in module.parameters()
         ]
@@ -145,14 +156,20 @@ class Trainer:
 
         Returns None when the guard's ``skip`` policy dropped the step.
         """
-        output = self.model(x)
+        output = self.forward_model(x)
         loss = self.task.loss(output, y)
         total = loss
         penalty = self.routine.penalty_loss(self.model)
         if penalty is not None:
             total = total + penalty
-        if not torch.isfinite(total):
-            return self._non_finite("loss", float(total))
+        # One collective decides for every rank: a rank that skipped backward alone
+        # would leave the others waiting in the gradient all-reduce.
+        signalled = self.signals is not None and self.signals.received is not None
+        non_finite, self._stop_requested = any_rank(
+            [not bool(torch.isfinite(total)), signalled], x.device
+        )
+        if non_finite:
+            return self._non_finite("loss", float(total.detach()))
 
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
@@ -183,7 +200,8 @@ class Trainer:
         self.routine.apply_freeze(self.model, epoch)
         self.train_loader.set_epoch(epoch)
         meter = self.task.meter()
-        if self.state.meter is not None:
+        if self.state.meter is not None and self.context.is_main:
+            # The saved partial sums already cover every rank; rank 0 carries them.
             vars(meter).update(self.state.meter)
         start = self.state.batch_in_epoch
         total = len(self.train_loader)
@@ -210,12 +228,17 @@ class Trainer:
                 self._log_step(float(loss), grad_norm)
             bar.update(1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in meter.compute().items()})
-            if self.signals is not None and self.signals.received:
+            if self._stop_requested:
                 self._save_interrupted(meter)
         bar.close()
         self.state.batch_in_epoch = 0
         self.state.meter = None
-        return {f"train/{k}": v for k, v in meter.compute().items()}
+        return {f"train/{k}": v for k, v in self._reduce(meter).compute().items()}
+
+    def _reduce(self, meter: MetricMeter) -> MetricMeter:
+        if not self.context.enabled:
+            return meter
+        return meter.all_reduce(next(self.model.parameters()).device)
 
     def _log_step(self, loss: float, grad_norm: float) -> None:
         if self.reporter is None or self.state.step % self.log_every != 0:
@@ -228,9 +251,10 @@ class Trainer:
         self.reporter.log_step(self.state.step, scalars)
 
     def _save_interrupted(self, meter: MetricMeter) -> None:
-        self.state.meter = dict(vars(meter))
+        self.state.meter = dict(vars(self._reduce(meter)))
         self.save_last()
-        raise Interrupted(self.signals.received)
+        received = self.signals.received if self.signals is not None else None
+        raise Interrupted(received or signal.SIGTERM)
 
     @torch.no_grad()
     def evaluate(self, loader: Loader, prefix: str) -> dict[str, float]:
@@ -240,7 +264,7 @@ class Trainer:
         for x, y in loader:
             output = self.model(x)
             meter.update(output, y, self.task.loss(output, y))
-        return {f"{prefix}/{k}": v for k, v in meter.compute().items()}
+        return {f"{prefix}/{k}": v for k, v in self._reduce(meter).compute().items()}
 
     # ------------------------------------------------------------------ epochs
 
@@ -290,8 +314,9 @@ class Trainer:
         if improved and self.checkpointer is not None:
             value = self.state.best_value if self.state.best_value is not None else math.nan
             self.checkpointer.save_best(self.model, epoch + 1, value)
-        if self.signals is not None and self.signals.received:
-            raise Interrupted(self.signals.received)
+        signalled = self.signals is not None and self.signals.received is not None
+        if any_rank([signalled], next(self.model.parameters()).device)[0]:
+            self._save_interrupted(self.task.meter())
 
     def _roll_back(self, diverged: Diverged) -> None:
         """Reload ``last.pt`` and scale the learning rates down by the guard's factor.

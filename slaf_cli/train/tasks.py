@@ -74,6 +74,19 @@ class MetricMeter:
         self.target_sq_sum += float((target**2).sum())
         self.target_count += target.numel()
 
+    _SUMS = ("count", "loss_sum", "correct", "sse", "target_sum", "target_sq_sum", "target_count")
+
+    def all_reduce(self, device: torch.device) -> MetricMeter:
+        """Return a meter whose sums cover every rank (a copy; ``self`` is unchanged)."""
+        from slaf_cli.train.distributed import all_reduce_sum
+
+        values = torch.tensor([float(getattr(self, k)) for k in self._SUMS], dtype=torch.float64, device=device)
+        all_reduce_sum(values)
+        reduced = MetricMeter(self.kind)
+        for key, value in zip(self._SUMS, values.tolist(), strict=True):
+            setattr(reduced, key, value)
+        return reduced
+
     def compute(self) -> dict[str, float]:
         if self.count == 0:
             return {}

@@ -1,7 +1,7 @@
 """Abstract basis of activation terms g_1..g_K and the shared input checks.
 
-A basis is a plain Python object: it holds no parameters and creates every tensor on
-the device and dtype of its input, so one instance can serve many layers.
+A basis is a plain Python object without parameters. It creates every tensor on the
+device and dtype of its input, so one instance can serve many layers.
 """
 
 from __future__ import annotations
@@ -53,13 +53,31 @@ def validate_range(value: object, option: str = "basis.input_range") -> InputRan
     return lo, hi
 
 
+def feature_view(values: Tensor, rank: int) -> Tensor:
+    """Reshape (P,) to (P, 1, ..., 1) so it broadcasts along dim 1 of a rank-r input."""
+    return values.reshape(values.shape[0], *([1] * (rank - 2)))
+
+
+def term_weights(coefficients: Tensor, rank: int) -> list[Tensor]:
+    """Split (P, K) coefficients into K contiguous (P, 1, ..., 1) columns."""
+    columns = coefficients.t().contiguous()
+    return [feature_view(column, rank) for column in columns.unbind(0)]
+
+
+def reduce_dims(rank: int, num_rows: int, keep_features: bool = False) -> list[int]:
+    """Dims to sum over: all but dim 1 per feature, or all when one row is shared."""
+    if num_rows == 1 and not keep_features:
+        return list(range(rank))
+    return [0, *range(2, rank)]
+
+
 class Basis(abc.ABC):
     """Terms g_1(z)..g_K(z) of a SLAF f(z) = b + sum_j c_j g_j(z).
 
     Subclasses implement ``map_input`` (z to the natural domain t) and the streamed
-    term iterators, which yield one tensor of the input's shape per term so the fast
-    path never holds all K terms at once. Yielded tensors are new and never modified
-    afterwards, so callers may keep them.
+    term iterators, which yield one tensor of the input's shape per term, so the
+    fast path never keeps all K terms in memory at once. Yielded tensors are new
+    and never modified afterwards, so callers may keep them.
     """
 
     name: ClassVar[str]
@@ -113,41 +131,40 @@ class Basis(abc.ABC):
         result = fit_target(self, "identity", self.input_range)
         return result.bias, result.coefficients
 
-    def weighted_sum(
-        self, z: Tensor, weights: Sequence[Tensor], bias: Tensor
-    ) -> Tensor:
-        """Compute b + sum_j w_j g_j(z) without holding more than a few terms.
+    def weighted_sum(self, z: Tensor, coefficients: Tensor, bias: Tensor) -> Tensor:
+        """Compute bias + sum_j coefficients[:, j] * g_j(z) term by term.
 
-        ``weights[j]`` and ``bias`` broadcast against z, for example (C, 1, 1) for an
-        (N, C, H, W) input. Returns a new tensor of z's shape.
+        z is (N, C, *) with features on dim 1, coefficients (P, K) and bias (P,)
+        with P = C or 1. Returns a new tensor of z's shape. At most a few terms
+        are alive at any time.
         """
         t, _ = self.map_input(z)
+        weights = term_weights(coefficients, z.dim())
+        bias_view = feature_view(bias, z.dim())
         out: Tensor | None = None
         for g, w in zip(self.terms(t), weights, strict=True):
             if out is None:
-                out = torch.addcmul(bias, g, w)
+                out = torch.addcmul(bias_view, g, w)
             else:
                 out.addcmul_(g, w)
         assert out is not None
         return out
 
     def weighted_sum_backward(
-        self,
-        z: Tensor,
-        weights: Sequence[Tensor],
-        grad_output: Tensor,
-        reduce_dims: list[int],
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Return the gradients of ``weighted_sum`` for an upstream gradient.
+        self, z: Tensor, coefficients: Tensor, grad_output: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Return (dL/dz, dL/dcoefficients) of ``weighted_sum`` for an upstream grad.
 
-        Returns dL/dz (z's shape) and, per term, sum over ``reduce_dims`` of
-        grad_output * g_j(z). The terms are recomputed from z.
+        dL/dz has z's shape and dL/dcoefficients the (P, K) shape of coefficients.
+        The terms are recomputed from z.
         """
         t, dt_dz = self.map_input(z)
+        dims = reduce_dims(z.dim(), coefficients.shape[0])
+        weights = term_weights(coefficients, z.dim())
         slope: Tensor | None = None
         grad_weights = []
         for (g, dg), w in zip(self.terms_with_derivatives(t), weights, strict=True):
-            grad_weights.append(torch.sum(grad_output * g, dim=reduce_dims))
+            grad_weights.append(torch.sum(grad_output * g, dim=dims))
             if slope is None:
                 slope = dg * w
             else:
@@ -156,35 +173,42 @@ class Basis(abc.ABC):
         grad_z = slope.mul_(grad_output)
         if isinstance(dt_dz, Tensor) or dt_dz != 1.0:
             grad_z.mul_(dt_dz)
-        return grad_z, grad_weights
+        return grad_z, torch.stack(grad_weights, dim=-1).reshape(coefficients.shape)
 
-    def term_moments(self, z: Tensor, dims: list[int]) -> tuple[Tensor, Tensor]:
-        """Return the mean and biased variance of every term over ``dims``.
+    def term_moments(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """Return the mean and biased variance of every term, per feature.
 
-        Each result has shape (C, K) for features C on the kept dim. The variance
-        is E[g^2] - E[g]^2, clamped at 0.
+        z is (N, C, *). Each result is (C, K), reduced over all dims but 1. The
+        variance is E[g^2] - E[g]^2 clamped at 0. That is accurate here because
+        every streamed basis except monomial keeps |g| <= 1.
         """
         t, _ = self.map_input(z)
-        means, squares = [], []
+        dims = reduce_dims(z.dim(), z.shape[1], keep_features=True)
+        sums, squares = [], []
         for g in self.terms(t):
-            means.append(g.mean(dim=dims))
-            squares.append(torch.mul(g, g).mean(dim=dims))
-        mean = torch.stack(means, dim=-1)
-        variance = torch.stack(squares, dim=-1).sub_(mean * mean).clamp_min_(0.0)
-        return mean, variance
+            sums.append(g.sum(dim=dims))
+            squares.append(torch.mul(g, g).sum(dim=dims))
+        count = z.numel() // z.shape[1]
+        mean = torch.stack(sums, dim=-1).div_(count)
+        variance = torch.stack(squares, dim=-1).div_(count)
+        return mean, variance.sub_(mean * mean).clamp_min_(0.0)
 
     def term_moments_backward(
-        self, z: Tensor, offsets: Sequence[Tensor], scales: Sequence[Tensor]
+        self, z: Tensor, offsets: Tensor, scales: Tensor
     ) -> Tensor:
-        """Return sum_j dg_j/dz * (offsets[j] + scales[j] * g_j(z)), of z's shape.
+        """Return sum_j dg_j/dz * (offsets[:, j] + scales[:, j] * g_j(z)), z's shape.
 
-        ``offsets[j]`` and ``scales[j]`` broadcast against z like ``weights`` in
-        ``weighted_sum``. The gradient of ``term_moments`` has this form.
+        ``offsets`` and ``scales`` are (C, K). The gradient of ``term_moments``
+        with respect to z has this form.
         """
         t, dt_dz = self.map_input(z)
         grad_z: Tensor | None = None
         pairs = self.terms_with_derivatives(t)
-        for (g, dg), offset, scale in zip(pairs, offsets, scales, strict=True):
+        offset_views = term_weights(offsets, z.dim())
+        scale_views = term_weights(scales, z.dim())
+        for (g, dg), offset, scale in zip(
+            pairs, offset_views, scale_views, strict=True
+        ):
             factor = torch.addcmul(offset, g, scale)
             if grad_z is None:
                 grad_z = factor.mul_(dg)
