@@ -50,6 +50,21 @@ def test_wrong_type_rejected() -> None:
         compose_train(["trainer.epochs=ten"])
 
 
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["model=cnn", "model.pool=median"], "model.pool='median'"),
+        (["model=resnet", "model.depth=10"], "model.depth=10"),
+        (["model=cnn", "model.channels=[32,0]"], "model.channels"),
+    ],
+)
+def test_invalid_model_values(overrides: list[str], fragment: str) -> None:
+    cfg = compose_train(overrides)
+    with pytest.raises(ConfigError) as error:
+        validate(cfg)
+    assert fragment in str(error.value)
+
+
 def test_dataset_option_keys_checked() -> None:
     with pytest.raises(Exception, match="turns"):
         compose_train(["dataset=mnist", "dataset.turns=3"])
@@ -70,9 +85,23 @@ def test_dataset_option_keys_checked() -> None:
         ("scheduler.gamma=0", "scheduler.gamma=0"),
         ("model.widths=[]", "model.widths=[]"),
         ("model.dropout=1.5", "model.dropout=1.5"),
+        ("trainer.divergence=explode", "trainer.divergence='explode'"),
+        ("trainer.rollback_lr_factor=2", "trainer.rollback_lr_factor=2"),
+        ("trainer.max_steps_per_epoch=0", "trainer.max_steps_per_epoch=0"),
+        ("trainer.log_every=0", "trainer.log_every=0"),
+        ("trainer.progress=maybe", "trainer.progress='maybe'"),
+        ("optimizer.weight_decay=-1", "optimizer.weight_decay=-1"),
+        ("scheduler.step_size=0", "scheduler.step_size=0"),
+        ("scheduler.warmup_epochs=-1", "scheduler.warmup_epochs=-1"),
+        ("routine.slaf_lr=0", "routine.slaf_lr=0"),
+        ("routine.freeze_epochs=-1", "routine.freeze_epochs=-1"),
+        ("dataset.subset=0", "dataset.subset=0"),
+        ("basis.degree=-2", "basis.degree=-2"),
+        ("basis.input_range=[0,0,1]", "basis.input_range"),
     ],
 )
 def test_invalid_value_names_key(override: str, fragment: str) -> None:
+    """Each invalid value is rejected before training, naming the key and value."""
     cfg = compose_train([override])
     with pytest.raises(ConfigError) as error:
         validate(cfg)
