@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from slaf_cli.config import register_configs
 from slaf_cli.errors import ConfigError
+from slaf_cli.files import atomic_write_text
 from slaf_cli.theory.config import register_theory_configs
 
 log = logging.getLogger("slaf_cli")
@@ -75,7 +76,7 @@ def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
 
 
 def approx_task(cfg: DictConfig, run_dir: Path) -> None:
-    """Sweep the fits, then write approx.csv, approx.md, approx.png; print the tables."""
+    """Sweep the fits, write approx.csv, approx.md and approx.png, print the tables."""
     from slaf_cli.theory import approx
     from slaf_cli.theory.figures import plot_approx
     from slaf_cli.theory.tables import markdown_table, write_csv
@@ -83,10 +84,10 @@ def approx_task(cfg: DictConfig, run_dir: Path) -> None:
     if cfg.num_points < 2 or cfg.eval_points < 2:
         raise ConfigError(
             f"num_points={cfg.num_points} and eval_points={cfg.eval_points} must both "
-            "be >= 2; set them to grid sizes such as 2001 and 10001"
+            "be >= 2; set them to grid sizes such as 2001 and 4001"
         )
     _check_positive("tolerance", cfg.tolerance)
-    options: dict[str, Any] = OmegaConf.to_container(cfg.basis_options, resolve=True)  # type: ignore[assignment]
+    options: Any = OmegaConf.to_container(cfg.basis_options, resolve=True)
     degrees_by_basis = {}
     for name in cfg.bases:
         extra = options.get(name, {})
@@ -110,13 +111,15 @@ def approx_task(cfg: DictConfig, run_dir: Path) -> None:
         "Max error of the least-squares fit on "
         f"{interval}. Rows are the basis' own degree; its number of terms K is the "
         "degree, except fourier (K = 2 x degree) and bspline (K = grid_size + "
-        "degree). The figure and approx.csv use K.\n"
+        "degree). The figure plots against K; approx.csv has both.\n"
     )
     sections = []
     for target in cfg.targets:
         wide = approx.wide_table(rows, target)
         sections.append(f"## {target}\n\n{markdown_table(wide, list(wide[0]))}")
-    verdicts = [approx.fastest_basis(rows, target, cfg.tolerance) for target in cfg.targets]
+    verdicts = [
+        approx.fastest_basis(rows, target, cfg.tolerance) for target in cfg.targets
+    ]
     for verdict in verdicts:
         log.info(verdict)
     table = note + "\n" + "\n".join(sections)
@@ -126,7 +129,7 @@ def approx_task(cfg: DictConfig, run_dir: Path) -> None:
     write_csv(run_dir / "approx.csv", long_rows, approx.COLUMNS)
     full = markdown_table(long_rows, approx.COLUMNS)
     text = "\n".join(["# SLAF approximation error", "", table, "", *verdicts, "", full])
-    (run_dir / "approx.md").write_text(text)
+    atomic_write_text(run_dir / "approx.md", text)
     plot_approx(rows, run_dir / "approx.png")
 
 
@@ -139,9 +142,13 @@ def approx_main(cfg: DictConfig) -> None:
 
 
 def export_task(cfg: DictConfig, run_dir: Path) -> None:
-    """Export a trained run's SLAF layers and network; write the files, print a table."""
-    from slaf_cli.theory.export import SUMMARY_COLUMNS, export_network, summary_rows
-    from slaf_cli.theory.export import write_export
+    """Export a run's SLAF layers and network, write the files, print a table."""
+    from slaf_cli.theory.export import (
+        SUMMARY_COLUMNS,
+        export_network,
+        summary_rows,
+        write_export,
+    )
     from slaf_cli.theory.runs import load_run
     from slaf_cli.theory.tables import markdown_table
 
@@ -166,7 +173,8 @@ def export_task(cfg: DictConfig, run_dir: Path) -> None:
     if not result.layers and result.network is None:
         raise ConfigError(
             f"run_dir={cfg.run_dir} has no polynomial SLAF layer to export "
-            f"(activation={loaded.cfg.activation.name}, basis={loaded.cfg.basis.name}); "
+            f"(activation={loaded.cfg.activation.name}, "
+            f"basis={loaded.cfg.basis.name}); "
             "export a run trained with activation=slaf basis=monomial"
         )
     write_export(result, run_dir, cfg.md_features, cfg.md_terms)
@@ -196,9 +204,13 @@ def export_main(cfg: DictConfig) -> None:
 def distill_task(cfg: DictConfig, run_dir: Path) -> None:
     """Distil a trained (or freshly trained) network; write distill.csv/.md/.png."""
     from slaf_cli.nn.bases import BASES
-    from slaf_cli.theory.distill import distill_sweep, distill_table
+    from slaf_cli.theory.distill import (
+        TEACHER_ACTIVATIONS,
+        distill_sweep,
+        distill_table,
+    )
     from slaf_cli.theory.figures import plot_distill
-    from slaf_cli.theory.runs import load_run, train_run
+    from slaf_cli.theory.runs import compose_train_config, load_run, train_config
     from slaf_cli.theory.tables import markdown_table, write_csv
 
     if cfg.basis not in BASES:
@@ -219,7 +231,14 @@ def distill_task(cfg: DictConfig, run_dir: Path) -> None:
 
     teacher_dir = cfg.run_dir
     if teacher_dir is None:
-        teacher_dir = train_run(list(cfg.teacher), run_dir / "teacher")
+        overrides = list(cfg.teacher)
+        teacher_cfg = compose_train_config(overrides)
+        if teacher_cfg.activation.name not in TEACHER_ACTIVATIONS.values():
+            raise ConfigError(
+                f"teacher activation {teacher_cfg.activation.name!r} is not a fixed "
+                "activation; set activation=relu, tanh, gelu or silu in teacher"
+            )
+        teacher_dir = train_config(teacher_cfg, run_dir / "teacher", overrides)
     loaded = load_run(teacher_dir, cfg.checkpoint)
     options = OmegaConf.to_container(cfg.basis_options, resolve=True)
     metric, teacher_metric, rows = distill_sweep(
@@ -245,7 +264,7 @@ def distill_task(cfg: DictConfig, run_dir: Path) -> None:
     table = heading + markdown_table(table_rows, columns)
     _print(table)
     write_csv(run_dir / "distill.csv", table_rows, columns)
-    (run_dir / "distill.md").write_text("# SLAF distillation\n\n" + table)
+    atomic_write_text(run_dir / "distill.md", "# SLAF distillation\n\n" + table)
     plot_distill(rows, metric, teacher_metric, run_dir / "distill.png")
 
 
@@ -283,6 +302,8 @@ COMMANDS = {"approx": approx_cli, "export": export_cli, "distill": distill_cli}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        sys.stderr.write(f"usage: python -m slaf_cli.cli.theory {{{','.join(COMMANDS)}}} ...\n")
+        sys.stderr.write(
+            f"usage: python -m slaf_cli.cli.theory {{{','.join(COMMANDS)}}} ...\n"
+        )
         sys.exit(USER_ERROR)
     COMMANDS[sys.argv.pop(1)]()

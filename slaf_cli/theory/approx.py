@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from slaf_cli.errors import ConfigError
@@ -87,10 +86,11 @@ def sweep_errors(
 ) -> list[ApproxRow]:
     """Fit every target with every basis at every degree; return one row per fit.
 
-    Each basis is built with ``input_range=interval`` plus its ``basis_options``, fitted
-    on ``num_points`` evenly spaced points, and its max and RMS error are measured on a
-    denser grid of ``eval_points`` points, so they are close to the sup norm and not
-    only the error at the fit nodes. Rows are ordered target, basis, degree.
+    Each basis is built with ``input_range=interval`` plus its ``basis_options`` and
+    fitted on ``num_points`` evenly spaced points. Its max and RMS errors are measured
+    on ``eval_points`` evenly spaced points, which by default include every midpoint
+    between fit points, so they estimate the sup norm rather than the error at the fit
+    points alone. Rows are ordered target, basis, degree.
     """
     lo, hi = validate_sweep(targets, degrees_by_basis, interval)
     options = basis_options or {}
@@ -144,7 +144,8 @@ def wide_table(rows: Sequence[ApproxRow], target: str) -> list[dict[str, Any]]:
     bases = list(dict.fromkeys(row.basis for row in rows))
     degrees = sorted({row.degree for row in rows})
     table: dict[int, dict[str, Any]] = {
-        degree: {"degree": degree, **{name: "-" for name in bases}} for degree in degrees
+        degree: {"degree": degree, **{name: "-" for name in bases}}
+        for degree in degrees
     }
     for row in rows:
         if row.target == target:

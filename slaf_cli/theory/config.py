@@ -8,7 +8,7 @@ wrong types while composing. Value checks happen in ``slaf_cli.theory``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -32,7 +32,7 @@ class ApproxConfig:
 
 @dataclass
 class ExportConfig:
-    run_dir: Optional[str] = None  # folder of a slaf-train run
+    run_dir: str | None = None  # folder of a slaf-train run
     checkpoint: str = "best"  # best | last
     network: bool = True  # also expand the whole network as one polynomial per output
     num_samples: int = 256  # random inputs per verification
@@ -48,7 +48,7 @@ class ExportConfig:
 
 @dataclass
 class DistillConfig:
-    run_dir: Optional[str] = None  # trained teacher run; null trains one first
+    run_dir: str | None = None  # trained teacher run; null trains one first
     checkpoint: str = "best"  # best | last
     # slaf-train overrides of the teacher trained when run_dir is null
     teacher: list[str] = field(default_factory=list)
@@ -59,7 +59,7 @@ class DistillConfig:
     finetune_epochs: int = 2  # 0 skips the fine-tune
     lr: float = 1e-3  # fine-tune Adam learning rate
     batch_size: int = 128
-    clip_grad_norm: Optional[float] = 1.0  # fine-tune gradient clipping; null: none
+    clip_grad_norm: float | None = 1.0  # fine-tune gradient clipping; null: none
     seed: int = 0
     run_name: str = "distill"
 

@@ -74,10 +74,10 @@ class DistillRow:
 
 
 def teacher_sites(model: nn.Module) -> list[tuple[str, str]]:
-    """Return (name, target) of every fixed activation; raise ConfigError if unusable."""
+    """Return (name, target) of every fixed activation, or raise ConfigError."""
     sites = []
     for name, module in model.named_modules():
-        if isinstance(module, SLAF) or isinstance(module, nn.PReLU):
+        if isinstance(module, (SLAF, nn.PReLU)):
             raise ConfigError(
                 f"layer {name} is a {type(module).__name__}, not a fixed activation; "
                 "distil a network trained with activation=relu, tanh, gelu or silu"

@@ -24,13 +24,12 @@ from slaf_cli.theory.polynomial import (
 )
 from slaf_cli.theory.tables import markdown_table
 
-
 SUMMARY_COLUMNS = ("part", "polynomial", "degree", "terms", "max_relative_error")
 
 
 @dataclass
 class ExportResult:
-    """What :func:`export_network` produced.
+    """Output of :func:`export_network`.
 
     ``skipped`` maps each SLAF layer that is not a polynomial to the reason, and
     ``network_skipped`` is the reason the whole network was not expanded (None when
@@ -76,8 +75,11 @@ def format_univariate(coefficients: list[float]) -> str:
     """Format a_0..a_K as ``a_0 + a_1 z + a_2 z^2 ...`` with 4 significant digits."""
     parts = []
     for power, value in enumerate(coefficients):
-        variable = "" if power == 0 else " z" if power == 1 else f" z^{power}"
-        term = f"{abs(value):.4g}{variable}"
+        term = f"{abs(value):.4g}"
+        if power == 1:
+            term += " z"
+        elif power > 1:
+            term += f" z^{power}"
         if not parts:
             parts.append(f"-{term}" if value < 0 else term)
         else:
@@ -102,7 +104,7 @@ def format_multivariate(poly: sympy.Poly, max_terms: int) -> str:
 
 
 def summary_rows(result: ExportResult) -> list[dict[str, Any]]:
-    """One row per exported layer and network output, for the printed table."""
+    """Build the printed table: one row per exported layer and per network output."""
     rows = []
     for layer in result.layers:
         rows.append(
@@ -117,11 +119,12 @@ def summary_rows(result: ExportResult) -> list[dict[str, Any]]:
     if result.network is not None:
         whole = result.network
         for index, poly in enumerate(whole.outputs):
+            degree = poly.total_degree()
             rows.append(
                 {
                     "part": f"output {index}",
                     "polynomial": f"{len(whole.variables)}-variate",
-                    "degree": f"{poly.total_degree()} (expected {whole.expected_degree})",
+                    "degree": f"{degree} (expected {whole.expected_degree})",
                     "terms": len(poly.terms()),
                     "max_relative_error": whole.max_relative_error,
                 }
@@ -156,20 +159,26 @@ def write_export(
     lines = ["# SLAF layers as polynomials", ""]
     lines.append("Feature c of a layer computes f_c(z) = a_0 + a_1 z + ... + a_K z^K.")
     for layer in result.layers:
-        span = "all z" if layer.valid_range is None else f"z in {list(layer.valid_range)}"
+        span = (
+            "all z" if layer.valid_range is None else f"z in {list(layer.valid_range)}"
+        )
         lines += [
             "",
             f"## {layer.name}",
             "",
-            f"{layer.basis} degree {layer.degree}, normalize={layer.normalize}, "
-            f"valid for {span}, max relative error {layer.max_relative_error:.2e}",
+            (
+                f"{layer.basis} degree {layer.degree}, normalize={layer.normalize}, "
+                f"valid for {span}, max relative error {layer.max_relative_error:.2e}"
+            ),
             "",
         ]
         rows = layer.coefficients.tolist()
         for feature, row in enumerate(rows[:md_features]):
             lines.append(f"- f_{feature}(z) = {format_univariate(row)}")
         if len(rows) > md_features:
-            lines.append(f"- ... {len(rows) - md_features} more features in layers.json")
+            lines.append(
+                f"- ... {len(rows) - md_features} more features in layers.json"
+            )
     for name, reason in result.skipped.items():
         lines += ["", f"## {name}", "", f"Not exported: {reason}"]
     atomic_write_text(folder / "layers.md", "\n".join(lines) + "\n")
@@ -195,9 +204,12 @@ def write_export(
     lines = [
         "# Network as a polynomial of its flattened input",
         "",
-        f"Variables {', '.join(whole.variables)}; expected total degree "
-        f"{whole.expected_degree} (product of the SLAF degrees); max relative error "
-        f"{whole.max_relative_error:.2e} against the model in float64.",
+        (
+            f"Variables {', '.join(whole.variables)}; expected total degree "
+            f"{whole.expected_degree} (product of the SLAF degrees); "
+            "max relative error "
+            f"{whole.max_relative_error:.2e} against the model in float64."
+        ),
         "",
         markdown_table(summary_rows(result)[len(result.layers) :], SUMMARY_COLUMNS),
     ]

@@ -9,10 +9,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from slaf_cli.theory.approx import ApproxRow  # noqa: E402
-from slaf_cli.theory.distill import DistillRow  # noqa: E402
+from slaf_cli.theory.approx import ApproxRow
+from slaf_cli.theory.distill import DistillRow
 
 # An exact fit (error 0) is drawn at this floor so it stays on the log axis.
 LOG_FLOOR = 1e-17

@@ -1,9 +1,11 @@
-"""Monomial-basis SLAF layers and networks as explicit, verified polynomials.
+"""SLAF layers and networks as explicit polynomials, verified against the modules.
 
 Per layer, each feature's activation becomes coefficients a_0..a_K of
-f(z) = sum_i a_i z^i. With the ``normalized`` routine the eval-mode layer is
-f(z) = b + sum_j c_j (z^j - mu_j) / sqrt(var_j + eps) with the running statistics,
-which folds into a_j = c_j / sqrt(var_j + eps) and a_0 = b - sum_j a_j mu_j.
+f(z) = sum_i a_i z^i: exactly for the monomial basis, and on the input range for
+chebyshev and legendre with out_of_range=clamp. With the ``normalized`` routine,
+the eval-mode layer f(z) = b + sum_j c_j (z^j - mu_j) / sqrt(var_j + eps) uses the
+running statistics, and it folds into a_j = c_j / sqrt(var_j + eps) and
+a_0 = b - sum_j a_j mu_j.
 
 For a chain of Linear and monomial SLAF layers (an MLP without BatchNorm) the
 whole network is a polynomial of its flattened input, of total degree the product
@@ -46,9 +48,9 @@ class LayerPolynomial:
     """Explicit polynomials of one SLAF layer.
 
     ``coefficients`` is (C, K + 1) float64, row c holding a_0..a_K of feature c in
-    increasing powers of z. ``valid_range`` is None when the polynomial holds on
-    the whole real line (monomial basis), else the interval where it holds (a
-    clamped orthogonal basis is constant beyond its input_range).
+    increasing powers of z. ``valid_range`` is None when the polynomial is exact on
+    the whole real line (monomial basis). Otherwise it is the interval where the
+    polynomial is exact, because a clamped orthogonal basis is constant beyond it.
     """
 
     name: str
@@ -97,7 +99,7 @@ def evaluate_polynomials(coefficients: Tensor, z: Tensor) -> Tensor:
 
 
 def monomial_coefficients(module: SLAF) -> Tensor:
-    """Fold a monomial SLAF's eval-mode function into (C, K + 1) float64 coefficients."""
+    """Fold a monomial SLAF's eval-mode function into (C, K + 1) float64 powers."""
     features, terms = module.num_features, module.basis.num_terms
     weights = module.coefficients.detach().double().expand(features, terms)
     bias = module.bias.detach().double().expand(features)
@@ -203,7 +205,9 @@ def export_layers(
     exported, skipped = [], {}
     for name, module in slaf_modules(model):
         try:
-            exported.append(layer_polynomial(name, module, num_samples, tolerance, seed))
+            exported.append(
+                layer_polynomial(name, module, num_samples, tolerance, seed)
+            )
         except ConfigError as error:
             skipped[name] = str(error)
             logger.warning("Skipped layer %s: %s", name, error)
@@ -302,7 +306,10 @@ def network_polynomial(
             weight = layer.weight.detach().double().tolist()
             bias = layer.bias.detach().double().tolist()
             values = [
-                sum((w * v for w, v in zip(row, values, strict=True)), polynomial_ring(b))
+                sum(
+                    (w * v for w, v in zip(row, values, strict=True)),
+                    polynomial_ring(b),
+                )
                 for row, b in zip(weight, bias, strict=True)
             ]
         elif isinstance(layer, SLAF):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -82,13 +83,20 @@ def compose_train_config(overrides: list[str]) -> DictConfig:
     """Compose ``slaf-train``'s config with ``overrides``, as the command line would.
 
     Works inside a running Hydra app (which has already initialised Hydra with the
-    package's config folder) and from plain Python.
+    package's config folder) and from plain Python. An invalid override raises
+    ConfigError with Hydra's message.
     """
     register_configs()
-    if GlobalHydra.instance().is_initialized():
-        return compose(config_name="train", overrides=overrides)
-    with initialize_config_module("slaf_cli.conf", version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return compose(config_name="train", overrides=overrides)
+        with initialize_config_module("slaf_cli.conf", version_base="1.3"):
+            return compose(config_name="train", overrides=overrides)
+    except HydraException as error:
+        message = " ".join(str(error).split())
+        raise ConfigError(
+            f"training overrides {overrides} are invalid: {message}"
+        ) from None
 
 
 def train_run(overrides: list[str], run_dir: Path) -> Path:
@@ -97,7 +105,11 @@ def train_run(overrides: list[str], run_dir: Path) -> Path:
     Saves the composed config as ``run_dir/.hydra/config.yaml``, like Hydra does,
     so :func:`load_run` can read the folder back.
     """
-    cfg = compose_train_config(overrides)
+    return train_config(compose_train_config(overrides), run_dir, overrides)
+
+
+def train_config(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Path:
+    """Train a composed ``slaf-train`` config into ``run_dir``; return run_dir."""
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / ".hydra").mkdir(exist_ok=True)
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")

@@ -1,4 +1,4 @@
-"""Distillation: fitted SLAF students approach a trained tanh teacher as degree grows."""
+"""Distillation: fitted SLAF students approach a trained tanh teacher with degree."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from slaf_cli.errors import ConfigError
-from slaf_cli.nn import ActivationFactory, build_basis
 from slaf_cli.models import MLP
+from slaf_cli.nn import ActivationFactory, build_basis
 from slaf_cli.nn.slaf import SLAF
 from slaf_cli.theory.distill import (
     build_student,

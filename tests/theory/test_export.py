@@ -6,7 +6,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -63,7 +62,9 @@ def test_layer_export_matches_module(polynomial_run: Path) -> None:
 def test_network_export_matches_model(polynomial_run: Path) -> None:
     model = load_run(polynomial_run).model
     network = export_network(model).network
-    x = torch.randn(500, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    x = torch.randn(
+        500, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(7)
+    )
     with torch.no_grad():
         expected = model.double()(x)
 
