@@ -196,6 +196,7 @@ class TrainerConfig:
     progress: str = "auto"  # auto (only on a terminal) | on | off
     log_every: int = 20  # optimizer steps between TensorBoard scalar records
     plot_features: int = 4  # activation-curve figure: curves drawn per SLAF layer
+    plot_every: Optional[int] = None  # epochs between figures; null: about 10 per run
     num_threads: Optional[int] = None  # torch intra-op threads; null: torch default
     checkpoint: bool = True  # write checkpoints/last.pt each epoch and best.pt
     divergence: str = "stop"  # stop | skip | rollback, on a non-finite loss/grad/coef
@@ -296,6 +297,7 @@ def validate(cfg: DictConfig) -> None:
     _check_positive("trainer.max_steps_per_epoch", trainer.max_steps_per_epoch)
     _check_positive("trainer.log_every", trainer.log_every)
     _check_positive("trainer.plot_features", trainer.plot_features, allow_zero=True)
+    _check_positive("trainer.plot_every", trainer.plot_every)
     _check_positive("trainer.num_threads", trainer.num_threads)
     _check_choice("trainer.progress", trainer.progress, ("auto", "on", "off"))
     _check_choice("trainer.divergence", trainer.divergence, ("stop", "skip", "rollback"))

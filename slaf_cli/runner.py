@@ -302,8 +302,13 @@ def _run(
     reporter = None
     if context.is_main:
         purge_step = resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
+        plot_every = trainer_cfg.plot_every or max(1, trainer_cfg.epochs // 10)
         reporter = TensorBoardReporter(
-            run_dir, plot_features=trainer_cfg.plot_features, purge_step=purge_step
+            run_dir,
+            plot_features=trainer_cfg.plot_features,
+            plot_every=plot_every,
+            epochs=trainer_cfg.epochs,
+            purge_step=purge_step,
         )
     progress = {"on": True, "off": False}.get(trainer_cfg.progress, sys.stderr.isatty())
     signals = SignalFlag().install()
