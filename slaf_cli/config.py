@@ -1,4 +1,4 @@
-"""Structured configs: one dataclass per config group option, stored in Hydra's ConfigStore.
+"""Structured configs: one dataclass per group option, stored in Hydra's ConfigStore.
 
 Each YAML under ``conf/<group>/`` names its schema in its defaults list
 (``- /schema/<group>@_here_: <schema>``), so Hydra rejects unknown keys and wrong
@@ -33,7 +33,9 @@ class DatasetConfig:
 class TorchvisionDatasetConfig(DatasetConfig):
     root: str = "data"  # folder torchvision reads from (and downloads into)
     download: bool = True  # fetch the files when they are missing under root
-    augment: Optional[str] = None  # crop | crop_flip: 4-pixel-padded random crop (+ h-flip)
+    augment: Optional[str] = (
+        None  # crop | crop_flip: 4-pixel-padded random crop (+ h-flip)
+    )
 
 
 @dataclass
@@ -101,10 +103,14 @@ class ResNetConfig:
 class ActivationConfig:
     _target_: str = "slaf_cli.nn.factory.ActivationFactory"
     name: str = "relu"  # relu | slaf | hybrid | gelu | tanh | silu | prelu
-    sharing: str = "channel"  # channel | neuron | layer (channel and neuron: per dim-1 feature)
+    sharing: str = (
+        "channel"  # channel | neuron | layer (channel and neuron: per dim-1 feature)
+    )
     init: str = "identity"  # function the SLAF starts as, fitted by least squares
     init_range: list[float] = field(default_factory=lambda: [-3.0, 3.0])
-    slaf_layers: Optional[list[int]] = None  # hybrid: activation indices that get a SLAF
+    slaf_layers: Optional[list[int]] = (
+        None  # hybrid: activation indices that get a SLAF
+    )
     slaf_stages: Optional[list[str]] = None  # hybrid: stage names that get a SLAF
     fast: bool = True  # fused SLAF kernel; false selects the reference implementation
 
@@ -140,11 +146,17 @@ class RoutineConfig:
     normalize: bool = False  # normalise each basis term with batch statistics
     eps: float = 1e-5  # added to the variance of each normalised term
     momentum: float = 0.1  # running-statistics update rate of the normalised terms
-    clip_grad_norm: Optional[float] = None  # max global gradient norm; null: no clipping
+    clip_grad_norm: Optional[float] = (
+        None  # max global gradient norm; null: no clipping
+    )
     penalty: str = "none"  # none | l1 | l2 penalty on SLAF coefficients
     penalty_weight: float = 0.0
-    slaf_lr: Optional[float] = None  # learning rate of SLAF parameters; null: optimizer.lr
-    freeze_epochs: int = 0  # hold SLAF parameters at their initial shape this many epochs
+    slaf_lr: Optional[float] = (
+        None  # learning rate of SLAF parameters; null: optimizer.lr
+    )
+    freeze_epochs: int = (
+        0  # hold SLAF parameters at their initial shape this many epochs
+    )
 
 
 @dataclass
@@ -218,7 +230,9 @@ class TrainConfig:
     run_name: str = "train"
     test: bool = True  # evaluate the best-validation weights on the test split
     resume: Optional[str] = None  # run folder to continue in place
-    optimized_metric: Optional[str] = None  # returned to sweepers; null: val/acc or val/rmse
+    optimized_metric: Optional[str] = (
+        None  # returned to sweepers; null: val/acc or val/rmse
+    )
 
 
 _SCHEMAS: dict[str, dict[str, type]] = {
@@ -245,7 +259,7 @@ _SCHEMAS: dict[str, dict[str, type]] = {
 
 
 def register_configs() -> None:
-    """Store every schema under ``schema/<group>`` and the root schema as ``train_schema``."""
+    """Store each schema under ``schema/<group>``, the root one as ``train_schema``."""
     store = ConfigStore.instance()
     store.store(name="train_schema", node=TrainConfig)
     for group, schemas in _SCHEMAS.items():
@@ -274,7 +288,9 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     )
 
 
-def _check_positive(key: str, value: float | int | None, allow_zero: bool = False) -> None:
+def _check_positive(
+    key: str, value: float | int | None, allow_zero: bool = False
+) -> None:
     if value is None:
         return
     ok = value >= 0 if allow_zero else value > 0
@@ -283,7 +299,7 @@ def _check_positive(key: str, value: float | int | None, allow_zero: bool = Fals
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check values that the schema types cannot express; raise ConfigError on the first.
+    """Check values that schema types cannot express; raise ConfigError on the first.
 
     Checks that need a built object (a hybrid layer the model does not have, a
     dataset root without files, a degree too high for its basis) happen where that
@@ -300,7 +316,9 @@ def validate(cfg: DictConfig) -> None:
     _check_positive("trainer.plot_every", trainer.plot_every)
     _check_positive("trainer.num_threads", trainer.num_threads)
     _check_choice("trainer.progress", trainer.progress, ("auto", "on", "off"))
-    _check_choice("trainer.divergence", trainer.divergence, ("stop", "skip", "rollback"))
+    _check_choice(
+        "trainer.divergence", trainer.divergence, ("stop", "skip", "rollback")
+    )
     _check_positive("trainer.max_rollbacks", trainer.max_rollbacks, allow_zero=True)
     _require(
         0.0 < trainer.rollback_lr_factor < 1.0,
@@ -353,7 +371,9 @@ def validate(cfg: DictConfig) -> None:
     _check_positive("routine.freeze_epochs", routine.freeze_epochs, allow_zero=True)
 
     _check_positive("optimizer.lr", cfg.optimizer.lr)
-    _check_positive("optimizer.weight_decay", cfg.optimizer.weight_decay, allow_zero=True)
+    _check_positive(
+        "optimizer.weight_decay", cfg.optimizer.weight_decay, allow_zero=True
+    )
 
     sched = cfg.scheduler
     _check_choice("scheduler.name", sched.name, SCHEDULERS)

@@ -119,7 +119,9 @@ def build_activation(cfg: DictConfig) -> ActivationFactory:
     )
 
 
-def build_model(cfg: DictConfig, data: DataBundle, factory: ActivationFactory) -> nn.Module:
+def build_model(
+    cfg: DictConfig, data: DataBundle, factory: ActivationFactory
+) -> nn.Module:
     log.info("Instantiating model <%s>", cfg.model._target_)
     model = build(
         cfg.model,
@@ -188,8 +190,17 @@ def make_loaders(
     )
 
     def evaluation(split: Split) -> BatchLoader:
-        shard = Split(split.x[context.rank :: context.world_size], split.y[context.rank :: context.world_size])
-        return BatchLoader(shard, batch_size=cfg.trainer.eval_batch_size, shuffle=False, seed=0, device=device)
+        shard = Split(
+            split.x[context.rank :: context.world_size],
+            split.y[context.rank :: context.world_size],
+        )
+        return BatchLoader(
+            shard,
+            batch_size=cfg.trainer.eval_batch_size,
+            shuffle=False,
+            seed=0,
+            device=device,
+        )
 
     val = evaluation(data.val) if len(data.val.x) else None
     return train, val, evaluation(data.test)
@@ -216,7 +227,9 @@ def run(
     device = select_device(cfg.trainer.device, context)
     init_process_group(context, device)
     try:
-        return _run(cfg, run_dir, overrides or [], choices or {}, context, device, started)
+        return _run(
+            cfg, run_dir, overrides or [], choices or {}, context, device, started
+        )
     finally:
         destroy_process_group()
 
@@ -262,7 +275,8 @@ def _run(
     model = build_model(cfg, data, factory).to(device)
     summary["parameters"] = count_parameters(model)
     summary["init_fit_error"] = {
-        name: getattr(module, "init_fit_error", None) for name, module in slaf_modules(model)
+        name: getattr(module, "init_fit_error", None)
+        for name, module in slaf_modules(model)
     }
     log.info(
         "Model: %d parameters, %d in activations, %d SLAF layers",
@@ -301,7 +315,9 @@ def _run(
 
     reporter = None
     if context.is_main:
-        purge_step = resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
+        purge_step = (
+            resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
+        )
         plot_every = trainer_cfg.plot_every or max(1, trainer_cfg.epochs // 10)
         reporter = TensorBoardReporter(
             run_dir,
@@ -352,7 +368,11 @@ def _run(
             trainer.load_best()
             test_metrics = trainer.evaluate(test_loader, "test")
             summary["metrics"].update(test_metrics)
-            log.info("Test (best epoch %d): %s", state.best_epoch, format_scalars(test_metrics))
+            log.info(
+                "Test (best epoch %d): %s",
+                state.best_epoch,
+                format_scalars(test_metrics),
+            )
         summary["status"] = "completed"
         if reporter is not None:
             finite = {k: v for k, v in summary["metrics"].items() if math.isfinite(v)}

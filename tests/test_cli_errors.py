@@ -16,7 +16,14 @@ CASES = [
     (["trainer.batch_size=0"], "trainer.batch_size=0"),
     (["optimizer.lr=-0.1"], "optimizer.lr=-0.1"),
     (["activation=hybrid", "activation.slaf_layers=[7]"], "7"),
-    (["activation=hybrid", "activation.slaf_layers=null", "activation.slaf_stages=[conv]"], "conv"),
+    (
+        [
+            "activation=hybrid",
+            "activation.slaf_layers=null",
+            "activation.slaf_stages=[conv]",
+        ],
+        "conv",
+    ),
     (["dataset=mnist", "dataset.root=nowhere", "dataset.download=false"], "nowhere"),
     (["trainer.epochs=abc"], "trainer.epochs"),
     (["trainer.not_a_key=1"], "not_a_key"),
@@ -27,8 +34,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "expected"), CASES, ids=[" ".join(c[0]) for c in CASES])
-def test_invalid_override_rejected(tmp_path: Path, overrides: list[str], expected: str) -> None:
+@pytest.mark.parametrize(
+    ("overrides", "expected"), CASES, ids=[" ".join(c[0]) for c in CASES]
+)
+def test_invalid_override_rejected(
+    tmp_path: Path, overrides: list[str], expected: str
+) -> None:
     result = run_cli([*FAST, *overrides], cwd=tmp_path, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr

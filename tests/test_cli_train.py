@@ -15,7 +15,9 @@ pytestmark = pytest.mark.slow
 
 
 def load_events(run_dir: Path) -> EventAccumulator:
-    accumulator = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    accumulator = EventAccumulator(
+        str(run_dir), size_guidance={"scalars": 0, "images": 0}
+    )
     accumulator.Reload()
     return accumulator
 
@@ -42,7 +44,14 @@ def test_default_run_digits(tmp_path: Path) -> None:
 
     events = load_events(run_dir)
     tags = events.Tags()
-    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "train/lr", "train/grad_norm"):
+    for tag in (
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "train/lr",
+        "train/grad_norm",
+    ):
         assert tag in tags["scalars"], tag
     val_acc = [event.value for event in events.Scalars("val/acc")]
     assert len(val_acc) == summary["epochs_completed"]

@@ -13,7 +13,16 @@ from slaf_cli.config import validate
 from slaf_cli.errors import ConfigError
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-GROUPS = ["dataset", "model", "activation", "basis", "routine", "optimizer", "scheduler", "trainer"]
+GROUPS = [
+    "dataset",
+    "model",
+    "activation",
+    "basis",
+    "routine",
+    "optimizer",
+    "scheduler",
+    "trainer",
+]
 
 
 def options(group: str) -> list[str]:

@@ -35,7 +35,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def skip_md5(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake CIFAR/SVHN files cannot match torchvision's md5 sums; check existence."""
+    """Fake CIFAR/SVHN files cannot match torchvision's md5 sums: check existence."""
 
     def exists_only(fpath: str, md5: str | None = None) -> bool:
         return os.path.isfile(fpath)
@@ -89,7 +89,12 @@ def test_model_builds_on_image_dataset(
 ) -> None:
     IMAGE_FAKES[dataset](tmp_path)
     cfg = compose_train(
-        [f"dataset={dataset}", f"dataset.root={tmp_path}", "dataset.download=false", f"model={model}"]
+        [
+            f"dataset={dataset}",
+            f"dataset.root={tmp_path}",
+            "dataset.download=false",
+            f"model={model}",
+        ]
     )
     model_module, _ = build_and_forward(cfg)
     assert len(slaf_modules(model_module)) > 0
@@ -114,7 +119,9 @@ def test_model_builds_on_mnist(model: str) -> None:
 @pytest.mark.parametrize("activation", options("activation"))
 @pytest.mark.parametrize("model", options("model"))
 def test_activation_option_builds(activation: str, model: str) -> None:
-    model_module, _ = build_and_forward(compose_train([f"model={model}", f"activation={activation}"]))
+    model_module, _ = build_and_forward(
+        compose_train([f"model={model}", f"activation={activation}"])
+    )
     count = len(slaf_modules(model_module))
     if activation == "slaf":
         assert count > 1
@@ -132,11 +139,21 @@ def test_basis_option_builds(basis: str) -> None:
 
 @pytest.mark.parametrize(
     ("model", "stages", "expected"),
-    [("mlp", "[hidden]", 2), ("cnn", "[conv]", 2), ("cnn", "[head]", 1), ("resnet", "[stem,stage1]", 7)],
+    [
+        ("mlp", "[hidden]", 2),
+        ("cnn", "[conv]", 2),
+        ("cnn", "[head]", 1),
+        ("resnet", "[stem,stage1]", 7),
+    ],
 )
 def test_hybrid_stages_select_layers(model: str, stages: str, expected: int) -> None:
     cfg = compose_train(
-        [f"model={model}", "activation=hybrid", "activation.slaf_layers=null", f"activation.slaf_stages={stages}"]
+        [
+            f"model={model}",
+            "activation=hybrid",
+            "activation.slaf_layers=null",
+            f"activation.slaf_stages={stages}",
+        ]
     )
     model_module, _ = build_and_forward(cfg)
     assert len(slaf_modules(model_module)) == expected
@@ -149,6 +166,8 @@ def test_resnet32_has_31_activations() -> None:
 
 
 def test_hybrid_unknown_stage_rejected() -> None:
-    cfg = compose_train(["model=mlp", "activation=hybrid", "activation.slaf_stages=[conv]"])
+    cfg = compose_train(
+        ["model=mlp", "activation=hybrid", "activation.slaf_stages=[conv]"]
+    )
     with pytest.raises(ConfigError, match="conv"):
         build_and_forward(cfg)

@@ -1,4 +1,4 @@
-"""Runs that survive: interrupts, resume, divergence, damaged files (real subprocesses)."""
+"""Runs that survive interrupts, divergence and damaged files (real subprocesses)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,9 @@ def start_cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-def wait_for_epoch(run_dir_root: Path, process: subprocess.Popen[str], epoch: int) -> None:
+def wait_for_epoch(
+    run_dir_root: Path, process: subprocess.Popen[str], epoch: int
+) -> None:
     """Block until ``train.log`` reports ``epoch`` finished (or the process ends)."""
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and process.poll() is None:
@@ -91,7 +93,9 @@ def test_sigterm_resume_matches_uninterrupted(tmp_path: Path) -> None:
     final = read_summary(run_dir)
     assert final["status"] == "completed"
     assert final["metrics"]["test/acc"] == expected["metrics"]["test/acc"]
-    assert final["metrics"]["test/loss"] == pytest.approx(expected["metrics"]["test/loss"], rel=1e-6)
+    assert final["metrics"]["test/loss"] == pytest.approx(
+        expected["metrics"]["test/loss"], rel=1e-6
+    )
     epochs = [row["epoch"] for row in final["history"]]
     assert epochs == list(range(1, 7))
     assert only_run_dir(interrupted_dir) == run_dir
@@ -161,8 +165,11 @@ def test_resume_missing_folder_rejected(tmp_path: Path) -> None:
 
 
 def make_read_only(folder: Path) -> bool:
-    """Make ``folder`` unwritable, also for root (immutable flag); False if impossible."""
-    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0:
+    """Make ``folder`` unwritable even for root (immutable flag), or return False."""
+    if (
+        subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode
+        == 0
+    ):
         return True
     folder.chmod(0o500)
     return os.geteuid() != 0
@@ -174,7 +181,9 @@ def test_read_only_output_rejected(tmp_path: Path) -> None:
     if not make_read_only(locked):
         pytest.skip("cannot make a folder read-only for root here (no chattr +i)")
     try:
-        result = run_cli(["trainer.epochs=1", f"hydra.run.dir={locked}/run"], cwd=tmp_path)
+        result = run_cli(
+            ["trainer.epochs=1", f"hydra.run.dir={locked}/run"], cwd=tmp_path
+        )
     finally:
         subprocess.run(["chattr", "-i", str(locked)], capture_output=True)
         locked.chmod(0o700)

@@ -125,7 +125,9 @@ def test_torchrun_two_processes_match(tmp_path: Path) -> None:
     runs = [p for p in (ddp_dir / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1
     summary = json.loads((runs[0] / "summary.json").read_text())
-    single_summary = json.loads(next(single_dir.glob("outputs/*/*/summary.json")).read_text())
+    single_summary = json.loads(
+        next(single_dir.glob("outputs/*/*/summary.json")).read_text()
+    )
     assert summary["world_size"] == 2
     assert summary["status"] == "completed"
     assert summary["metrics"]["test/acc"] == pytest.approx(

@@ -89,7 +89,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _optimized_value(cfg: DictConfig, summary: dict) -> float | None:
-    """The metric a sweeper optimises: ``optimized_metric``, else val/acc or val/rmse."""
+    """Return the metric a sweeper optimises (``optimized_metric`` or val/acc|rmse)."""
     metrics = summary.get("metrics", {})
     key = cfg.optimized_metric
     if key is None:
@@ -152,7 +152,12 @@ def _resume_arguments(argv: list[str]) -> list[str]:
         o for o in OmegaConf.load(saved) if not str(o).startswith(("resume=", "hydra."))
     ]
     extra = [a for a in argv if not a.startswith("resume=")]
-    return [*original, *extra, f"resume={run_dir.resolve()}", f"hydra.run.dir={run_dir}"]
+    return [
+        *original,
+        *extra,
+        f"resume={run_dir.resolve()}",
+        f"hydra.run.dir={run_dir}",
+    ]
 
 
 def _worker_rank_arguments(argv: list[str]) -> list[str]:

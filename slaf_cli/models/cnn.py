@@ -56,7 +56,9 @@ class CNN(nn.Module):
             blocks.append(conv(in_channels, out_channels, kernel_size, padding="same"))
             if batch_norm:
                 blocks.append(norm(out_channels))
-            blocks.append(activation(ActivationSlot(index, "conv", out_channels, "conv")))
+            blocks.append(
+                activation(ActivationSlot(index, "conv", out_channels, "conv"))
+            )
             if min(size) >= 2:
                 blocks.append(pool_layer(2))
                 size = [s // 2 for s in size]

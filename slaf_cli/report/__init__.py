@@ -1,1 +1,1 @@
-"""Reporting: TensorBoard, figures, run summaries and sweep tables. Never changes training state."""
+"""Reporting: TensorBoard, figures, summaries, sweep tables; never changes training."""

@@ -37,7 +37,10 @@ def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
         try:
             summary = json.loads((job_dir / SUMMARY_JSON).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
-            row.update(status="failed", error=f"no readable summary.json ({error.__class__.__name__})")
+            row.update(
+                status="failed",
+                error=f"no readable summary.json ({error.__class__.__name__})",
+            )
             rows.append(row)
             continue
         row["overrides"] = " ".join(summary.get("overrides") or [])
@@ -98,6 +101,8 @@ class AggregateSweep(Callback):
             return
         rows = write_sweep_tables(sweep_dir)
         not_ok = [r["job"] for r in rows if r.get("status") != "completed"]
-        log.info("Sweep table of %d runs written to %s", len(rows), sweep_dir / SWEEP_MD)
+        log.info(
+            "Sweep table of %d runs written to %s", len(rows), sweep_dir / SWEEP_MD
+        )
         if not_ok:
             log.warning("Runs that did not complete: %s", ", ".join(not_ok))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import matplotlib
+from typing import TYPE_CHECKING
 
-matplotlib.use("Agg")
+import torch
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from slaf_cli.nn.slaf import SLAF
 
-from slaf_cli.nn.slaf import SLAF  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def activation_curve_figure(name: str, module: SLAF, max_features: int = 4) -> Figure:
@@ -19,6 +18,12 @@ def activation_curve_figure(name: str, module: SLAF, max_features: int = 4) -> F
     The x-axis spans the range the layer's inputs took in training (its
     ``input_min``/``input_max`` buffers), widened to [-1, 1] before any input was seen.
     """
+    # Imported here: matplotlib adds about a second to every start-up otherwise.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     low = float(module.input_min)
     high = float(module.input_max)
     if not (high > low) or not torch.isfinite(torch.tensor([low, high])).all():
@@ -29,7 +34,9 @@ def activation_curve_figure(name: str, module: SLAF, max_features: int = 4) -> F
 
     figure, axes = plt.subplots(figsize=(4.0, 3.0), dpi=80)
     for column, feature in enumerate(features):
-        axes.plot(grid.cpu().numpy(), curves[:, column].numpy(), label=f"feature {feature}")
+        axes.plot(
+            grid.cpu().numpy(), curves[:, column].numpy(), label=f"feature {feature}"
+        )
     axes.set_title(name, fontsize=9)
     axes.set_xlabel("input z")
     axes.set_ylabel("f(z)")

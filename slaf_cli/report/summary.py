@@ -1,4 +1,4 @@
-"""The result summary of one run: ``summary.json`` for programs, ``summary.md`` for people."""
+"""The result summary of a run: ``summary.json`` (programs), ``summary.md`` (people)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def library_versions() -> dict[str, str]:
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
     """Write ``summary.json`` and ``summary.md`` into ``run_dir``, each atomically."""
     run_dir = Path(run_dir)
-    atomic_write_text(run_dir / SUMMARY_JSON, json.dumps(summary, indent=2, default=str) + "\n")
+    atomic_write_text(
+        run_dir / SUMMARY_JSON, json.dumps(summary, indent=2, default=str) + "\n"
+    )
     atomic_write_text(run_dir / SUMMARY_MD, render_markdown(summary))
 
 
@@ -52,14 +54,21 @@ def render_markdown(summary: dict[str, Any]) -> str:
         if key in summary.get("choices", {}):
             lines.append(f"- {key}: {summary['choices'][key]}")
     overrides = summary.get("overrides") or []
-    lines.append(f"- overrides: `{' '.join(overrides)}`" if overrides else "- overrides: none")
-    lines.append(f"- best epoch: {summary.get('best_epoch')} of {summary.get('epochs_completed')}")
+    lines.append(
+        f"- overrides: `{' '.join(overrides)}`" if overrides else "- overrides: none"
+    )
+    lines.append(
+        f"- best epoch: {summary.get('best_epoch')} "
+        f"of {summary.get('epochs_completed')}"
+    )
     params = summary.get("parameters", {})
     lines.append(
         f"- parameters: {params.get('total', '?'):,} total, "
         f"{params.get('activation', '?'):,} in activations"
     )
-    lines.append(f"- wall time: {summary.get('wall_time_s', 0):.1f} s on {summary.get('device')}")
+    lines.append(
+        f"- wall time: {summary.get('wall_time_s', 0):.1f} s on {summary.get('device')}"
+    )
     lines += ["", "| metric | value |", "|---|---|"]
     for key, value in summary.get("metrics", {}).items():
         lines.append(f"| {key} | {_format(value)} |")

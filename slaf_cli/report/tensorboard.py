@@ -1,11 +1,10 @@
-"""TensorBoard records of a run: scalars, SLAF coefficients and curves, hyperparameters."""
+"""TensorBoard records of a run: scalars, SLAF coefficients and curves, hparams."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
@@ -43,7 +42,9 @@ class TensorBoardReporter:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, step)
 
-    def log_epoch(self, epoch: int, scalars: dict[str, float], model: nn.Module) -> None:
+    def log_epoch(
+        self, epoch: int, scalars: dict[str, float], model: nn.Module
+    ) -> None:
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, epoch)
         for name, module in slaf_modules(model):
@@ -66,7 +67,10 @@ class TensorBoardReporter:
         ``metrics`` are also written as ``hparam/<key>`` scalars, which the plugin
         reads as the final values of the run.
         """
-        clean = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in params.items()}
+        clean = {
+            k: v if isinstance(v, (int, float, str, bool)) else str(v)
+            for k, v in params.items()
+        }
         tags = {f"hparam/{k}": v for k, v in metrics.items()}
         experiment, session_start, session_end = hparams(clean, tags)
         file_writer = self.writer._get_file_writer()
@@ -78,4 +82,3 @@ class TensorBoardReporter:
 
     def close(self) -> None:
         self.writer.close()
-        plt.close("all")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 from slaf_cli.errors import ConfigError
 from slaf_cli.files import atomic_write
@@ -61,11 +61,19 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 def _python_state_to_tensor(state: tuple) -> dict[str, Any]:
     version, internal, gauss = state
-    return {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss}
+    return {
+        "version": version,
+        "internal": torch.tensor(internal, dtype=torch.int64),
+        "gauss": gauss,
+    }
 
 
 def _python_state_from_tensor(state: dict[str, Any]) -> tuple:
-    return (state["version"], tuple(int(v) for v in state["internal"].tolist()), state["gauss"])
+    return (
+        state["version"],
+        tuple(int(v) for v in state["internal"].tolist()),
+        state["gauss"],
+    )
 
 
 def weights_are_finite(model: nn.Module) -> bool:
@@ -104,7 +112,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT_VERSION:
         raise ConfigError(
-            f"checkpoint {path} is not a slaf_cli checkpoint of format {FORMAT_VERSION}; "
+            f"checkpoint {path} is not a slaf_cli checkpoint of format "
+            f"{FORMAT_VERSION}; "
             "resume only run folders written by this version"
         )
     return checkpoint
@@ -146,6 +155,11 @@ class Checkpointer:
         if not weights_are_finite(model):
             raise ValueError("refusing to save best weights that are not finite")
         atomic_save(
-            {"format": FORMAT_VERSION, "model": model.state_dict(), "epoch": epoch, "value": value},
+            {
+                "format": FORMAT_VERSION,
+                "model": model.state_dict(),
+                "epoch": epoch,
+                "value": value,
+            },
             self.best_path,
         )

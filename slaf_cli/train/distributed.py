@@ -49,7 +49,12 @@ def init_process_group(context: DistContext, device: torch.device) -> None:
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
-    log.info("Rank %d of %d joined the %s process group", context.rank, context.world_size, backend)
+    log.info(
+        "Rank %d of %d joined the %s process group",
+        context.rank,
+        context.world_size,
+        backend,
+    )
 
 
 def destroy_process_group() -> None:

@@ -15,7 +15,7 @@ _MAX_SKIP_WARNINGS = 5
 
 
 class Diverged(RuntimeError):
-    """A non-finite loss, gradient or SLAF coefficient that the policy does not absorb."""
+    """A non-finite loss, gradient or coefficient that the policy did not absorb."""
 
     def __init__(self, what: str, epoch: int, step: int) -> None:
         super().__init__(f"non-finite {what} at epoch {epoch}, step {step}")
@@ -50,7 +50,9 @@ class DivergenceGuard:
         self, policy: str = "stop", max_rollbacks: int = 3, lr_factor: float = 0.5
     ) -> None:
         if policy not in POLICIES:
-            raise ValueError(f"guard policy {policy!r} is invalid; use {', '.join(POLICIES)}")
+            raise ValueError(
+                f"guard policy {policy!r} is invalid; use {', '.join(POLICIES)}"
+            )
         self.policy = policy
         self.max_rollbacks = max_rollbacks
         self.lr_factor = lr_factor
@@ -62,7 +64,9 @@ class DivergenceGuard:
             raise Diverged(what, epoch, step)
         self._skip_warnings += 1
         if self._skip_warnings <= _MAX_SKIP_WARNINGS:
-            log.warning("Skipped step %d of epoch %d: %s is %s", step, epoch, what, value)
+            log.warning(
+                "Skipped step %d of epoch %d: %s is %s", step, epoch, what, value
+            )
         if self._skip_warnings == _MAX_SKIP_WARNINGS:
             log.warning("Further skipped steps are counted in the summary, not logged")
 

@@ -30,7 +30,9 @@ class Reporter(Protocol):
 
     def log_step(self, step: int, scalars: dict[str, float]) -> None: ...
 
-    def log_epoch(self, epoch: int, scalars: dict[str, float], model: nn.Module) -> None: ...
+    def log_epoch(
+        self, epoch: int, scalars: dict[str, float], model: nn.Module
+    ) -> None: ...
 
 
 class Loader(Protocol):
@@ -181,7 +183,9 @@ class Trainer:
         self.state.step += 1
         if not all(bool(torch.isfinite(p).all()) for p in self._slaf_parameters):
             # The weights already changed, so this step cannot be skipped.
-            self.guard.escalate("SLAF coefficient", self.state.epoch + 1, self.state.step)
+            self.guard.escalate(
+                "SLAF coefficient", self.state.epoch + 1, self.state.step
+            )
         return output, loss.detach(), grad_norm
 
     def _non_finite(self, what: str, value: float) -> None:
@@ -219,7 +223,8 @@ class Trainer:
             if batch_index >= total:
                 break
             if batch_index < start:
-                continue  # finished before an interrupt; iterating keeps the RNG in step
+                # Done before an interrupt; iterating keeps the augmentation RNG.
+                continue
             result = self.train_step(x, y)
             self.state.batch_in_epoch = batch_index + 1
             if result is not None:
@@ -280,7 +285,9 @@ class Trainer:
             try:
                 self._run_epoch()
             except Diverged as diverged:
-                if not self.guard.may_roll_back(self.checkpointer, self.state.rollbacks):
+                if not self.guard.may_roll_back(
+                    self.checkpointer, self.state.rollbacks
+                ):
                     raise
                 self._roll_back(diverged)
         return self.state
@@ -312,7 +319,9 @@ class Trainer:
             self.reporter.log_epoch(epoch + 1, scalars, self.model)
         self.save_last()
         if improved and self.checkpointer is not None:
-            value = self.state.best_value if self.state.best_value is not None else math.nan
+            value = (
+                self.state.best_value if self.state.best_value is not None else math.nan
+            )
             self.checkpointer.save_best(self.model, epoch + 1, value)
         signalled = self.signals is not None and self.signals.received is not None
         if any_rank([signalled], next(self.model.parameters()).device)[0]:
@@ -367,5 +376,7 @@ def format_scalars(scalars: dict[str, float]) -> str:
     """``key=value`` pairs with 4 significant digits, learning rates in e-notation."""
     parts = []
     for key, value in scalars.items():
-        parts.append(f"{key}={value:.3e}" if key.endswith("lr") else f"{key}={value:.4g}")
+        parts.append(
+            f"{key}={value:.3e}" if key.endswith("lr") else f"{key}={value:.4g}"
+        )
     return " ".join(parts)

@@ -29,7 +29,7 @@ class Routine:
     freeze_epochs: int = 0
 
     def param_groups(self, model: nn.Module, lr: float) -> list[dict]:
-        """Split parameters into SLAF parameters (own lr, no weight decay) and the rest."""
+        """Split parameters into SLAF ones (own lr, no weight decay) and the rest."""
         slaf_ids = {
             id(p) for _, module in slaf_modules(model) for p in module.parameters()
         }
@@ -57,7 +57,7 @@ class Routine:
         return self.penalty_weight * torch.stack(terms).sum()
 
     def clip_and_measure(self, model: nn.Module) -> float:
-        """Clip gradients to ``clip_grad_norm`` (if set); return the norm before clipping."""
+        """Clip grads to ``clip_grad_norm`` if set; return the norm before clipping."""
         params = [p for p in model.parameters() if p.grad is not None]
         if not params:
             return 0.0

@@ -30,7 +30,9 @@ def build_scheduler(
     warmup = min(warmup_epochs, max(epochs - 1, 0))
     remaining = max(epochs - warmup, 1)
     if name == "cosine":
-        main: LRScheduler | None = CosineAnnealingLR(optimizer, T_max=remaining, eta_min=min_lr)
+        main: LRScheduler | None = CosineAnnealingLR(
+            optimizer, T_max=remaining, eta_min=min_lr
+        )
     elif name == "step":
         main = StepLR(optimizer, step_size=step_size, gamma=gamma)
     elif name == "none":

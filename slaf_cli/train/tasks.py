@@ -40,7 +40,9 @@ def make_task(kind: str) -> Task:
         return Task(kind, monitor="val/acc", mode="max")
     if kind == "regression":
         return Task(kind, monitor="val/rmse", mode="min")
-    raise ValueError(f"unknown task kind {kind!r}; expected classification or regression")
+    raise ValueError(
+        f"unknown task kind {kind!r}; expected classification or regression"
+    )
 
 
 class MetricMeter:
@@ -74,13 +76,25 @@ class MetricMeter:
         self.target_sq_sum += float((target**2).sum())
         self.target_count += target.numel()
 
-    _SUMS = ("count", "loss_sum", "correct", "sse", "target_sum", "target_sq_sum", "target_count")
+    _SUMS = (
+        "count",
+        "loss_sum",
+        "correct",
+        "sse",
+        "target_sum",
+        "target_sq_sum",
+        "target_count",
+    )
 
     def all_reduce(self, device: torch.device) -> MetricMeter:
-        """Return a meter whose sums cover every rank (a copy; ``self`` is unchanged)."""
+        """Return a copy of this meter whose sums cover every rank."""
         from slaf_cli.train.distributed import all_reduce_sum
 
-        values = torch.tensor([float(getattr(self, k)) for k in self._SUMS], dtype=torch.float64, device=device)
+        values = torch.tensor(
+            [float(getattr(self, k)) for k in self._SUMS],
+            dtype=torch.float64,
+            device=device,
+        )
         all_reduce_sum(values)
         reduced = MetricMeter(self.kind)
         for key, value in zip(self._SUMS, values.tolist(), strict=True):
