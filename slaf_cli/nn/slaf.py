@@ -39,9 +39,16 @@ class SLAF(nn.Module):
     and ``fast=False`` use the reference path, which stacks the terms and relies on
     autograd. Both compute the same function.
 
-    Buffers ``input_min`` and ``input_max`` hold the range of inputs seen in training
-    mode, for plotting; they are +inf and -inf before the first training batch.
+    Buffers ``input_min`` and ``input_max`` hold the range of training inputs, for
+    plotting. They are +inf and -inf before the first training batch and are
+    updated on the first training batch and every ``range_interval``-th after it.
+    The default 1 gives the exact range. A larger interval skips the min/max pass
+    over x on the other batches, whose inputs may then lie outside the range.
     """
+
+    # NOTE: slaf-bench measured no step-time gain from 16 over 1 on a 2-core CPU
+    # (the pass is about 1 of 20 per layer), so the exact range stays the default.
+    range_interval: int = 1
 
     def __init__(
         self,
@@ -77,6 +84,7 @@ class SLAF(nn.Module):
         self.init_range = validate_range(init_range, "init_range")
         self.fast = fast
         self.init_fit_error: dict[str, float] = {}
+        self._training_batches = 0  # counts forward calls in training mode
 
         rows = 1 if sharing == "layer" else num_features
         terms = basis.num_terms
@@ -127,6 +135,7 @@ class SLAF(nn.Module):
             self.bias.fill_(bias)
         self.input_min.fill_(float("inf"))
         self.input_max.fill_(float("-inf"))
+        self._training_batches = 0
         if self.normalize:
             self.running_mean.zero_()
             self.running_var.fill_(1.0)
@@ -139,11 +148,16 @@ class SLAF(nn.Module):
                 f"{tuple(x.shape)}"
             )
         if self.training:
-            with torch.no_grad():
-                low, high = torch.aminmax(x)
-                torch.minimum(self.input_min, low, out=self.input_min)
-                torch.maximum(self.input_max, high, out=self.input_max)
+            if self._training_batches % self.range_interval == 0:
+                self._track_range(x)
+            self._training_batches += 1
         return self._activate(x, use_batch_stats=self.training)
+
+    @torch.no_grad()
+    def _track_range(self, x: Tensor) -> None:
+        low, high = torch.aminmax(x)
+        torch.minimum(self.input_min, low, out=self.input_min)
+        torch.maximum(self.input_max, high, out=self.input_max)
 
     def _activate(self, x: Tensor, use_batch_stats: bool) -> Tensor:
         if self.fast and self.basis.streaming:

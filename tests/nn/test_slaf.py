@@ -211,10 +211,34 @@ def test_eval_does_not_update_buffers():
 
 def test_input_range_tracked_in_training():
     layer = make_slaf("monomial")
+    layer.range_interval = 1
     layer(torch.tensor([[-2.0, 0.0, 1.0, 3.0]], dtype=torch.float64))
     layer(torch.tensor([[-1.0, 0.0, 1.0, 5.0]], dtype=torch.float64))
     assert layer.input_min.item() == -2.0
     assert layer.input_max.item() == 5.0
+
+
+def test_input_range_sampled_every_interval():
+    layer = make_slaf("monomial")
+    layer.range_interval = 3
+    for step in range(7):
+        value = float(step + 1)
+        layer(torch.tensor([[-value, 0.0, 0.0, value]], dtype=torch.float64))
+    # Batches 0, 3 and 6 are sampled, with ranges of +-1, +-4 and +-7.
+    assert layer.input_min.item() == -7.0
+    assert layer.input_max.item() == 7.0
+    layer(torch.tensor([[-100.0, 0.0, 0.0, 100.0]], dtype=torch.float64))
+    assert layer.input_max.item() == 7.0
+
+
+def test_input_range_first_batch_and_reset():
+    layer = make_slaf("monomial")
+    layer(torch.tensor([[-2.0, 0.0, 1.0, 3.0]], dtype=torch.float64))
+    assert layer.input_min.item() == -2.0
+    assert layer.input_max.item() == 3.0
+    layer.reset_parameters()
+    layer(torch.tensor([[-1.0, 0.0, 1.0, 1.5]], dtype=torch.float64))
+    assert layer.input_max.item() == 1.5
 
 
 def test_penalty_l1_and_l2():

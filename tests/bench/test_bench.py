@@ -1,0 +1,125 @@
+"""``slaf-bench`` end to end in a tiny configuration: rows and ratios, no timings."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import mnist_root, requires_mnist
+
+STEP_ROWS = [
+    (model, variant)
+    for model in ("mlp", "cnn")
+    for variant in ("relu", "slaf naive", "slaf fast", "slaf fast normalized")
+]
+EPOCH_PATHS = ["compute", "in-memory", "torchvision w0", "torchvision w2"]
+RATIO = re.compile(r"(\d+\.\d+|inf|nan)x")
+
+
+def run_bench(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``slaf-bench`` through its module, as the console script does."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "slaf_cli.cli.bench", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def find_line(text: str, *cells: str) -> str:
+    """Return the first line that contains every cell as a separate column."""
+    for line in text.splitlines():
+        columns = [c.strip() for c in re.split(r"\s{2,}|\|", line) if c.strip()]
+        if all(cell in columns for cell in cells):
+            return line
+    raise AssertionError(f"no line with {cells} in:\n{text}")
+
+
+def assert_finite_ratios(line: str, expected: int) -> None:
+    ratios = RATIO.findall(line)
+    assert len(ratios) >= expected, line
+    for ratio in ratios:
+        assert math.isfinite(float(ratio)), line
+        assert float(ratio) > 0, line
+
+
+@pytest.mark.slow
+@requires_mnist
+def test_quick_run_writes_every_row(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    output.write_text("# Benchmarks\n\nHand-written notes stay.\n", encoding="utf-8")
+    result = run_bench(
+        [
+            "--quick",
+            "--steps",
+            "3",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--mnist-root",
+            str(mnist_root()),
+            "--output",
+            str(output),
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    markdown = output.read_text(encoding="utf-8")
+    assert "Hand-written notes stay." in markdown
+    assert "`slaf-bench --quick --steps 3" in markdown
+    assert "torch " in markdown
+    for text in (result.stdout, markdown):
+        for model, variant in STEP_ROWS:
+            assert_finite_ratios(find_line(text, model, variant), expected=3)
+        for path in EPOCH_PATHS:
+            assert_finite_ratios(find_line(text, path), expected=1)
+        assert find_line(text, "cnn: naive / fast step time")
+        assert find_line(text, "mnist epoch: torchvision w2 / in-memory")
+
+
+@pytest.mark.slow
+def test_rerun_replaces_generated_section(tmp_path):
+    output = tmp_path / "benchmarks.md"
+    args = ["--quick", "--steps", "1", "--threads", "1", "--device", "cpu"]
+    args += ["--no-epoch", "--output", str(output)]
+    for _ in range(2):
+        result = run_bench(args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    markdown = output.read_text(encoding="utf-8")
+    assert markdown.count("slaf-bench:begin") == 1
+    assert markdown.count("### Training step") == 1
+    assert "MNIST epoch skipped: disabled with --no-epoch" in result.stdout
+    for model, variant in STEP_ROWS:
+        assert_finite_ratios(find_line(markdown, model, variant), expected=3)
+
+
+def test_missing_mnist_root_skips_epoch(tmp_path):
+    result = run_bench(
+        [
+            "--quick",
+            "--steps",
+            "1",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--mnist-root",
+            str(tmp_path / "absent"),
+            "--output",
+            "",
+        ],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "MNIST epoch skipped: MNIST not found under" in result.stdout
+    assert not (tmp_path / "docs").exists()
