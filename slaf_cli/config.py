@@ -8,6 +8,7 @@ express (ranges, choices) live in :func:`validate`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -293,7 +294,7 @@ def _check_positive(
 ) -> None:
     if value is None:
         return
-    ok = value >= 0 if allow_zero else value > 0
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     bound = ">= 0" if allow_zero else "> 0"
     _require(ok, f"{key}={value} is invalid; set {key} to a value {bound}")
 
@@ -370,10 +371,7 @@ def validate(cfg: DictConfig) -> None:
     _check_positive("routine.slaf_lr", routine.slaf_lr)
     _check_positive("routine.freeze_epochs", routine.freeze_epochs, allow_zero=True)
 
-    _check_positive("optimizer.lr", cfg.optimizer.lr)
-    _check_positive(
-        "optimizer.weight_decay", cfg.optimizer.weight_decay, allow_zero=True
-    )
+    _validate_optimizer(cfg.optimizer)
 
     sched = cfg.scheduler
     _check_choice("scheduler.name", sched.name, SCHEDULERS)
@@ -383,6 +381,24 @@ def validate(cfg: DictConfig) -> None:
     _check_positive("scheduler.warmup_epochs", sched.warmup_epochs, allow_zero=True)
 
     _validate_model(cfg.model)
+
+
+def _validate_optimizer(optimizer: DictConfig) -> None:
+    _check_positive("optimizer.lr", optimizer.lr)
+    _check_positive("optimizer.weight_decay", optimizer.weight_decay, allow_zero=True)
+    if "momentum" in optimizer:
+        _require(
+            0.0 <= optimizer.momentum < 1.0,
+            f"optimizer.momentum={optimizer.momentum} is invalid; "
+            "use a value in [0, 1)",
+        )
+    if "betas" in optimizer:
+        betas = list(optimizer.betas)
+        _require(
+            len(betas) == 2 and all(0.0 <= b < 1.0 for b in betas),
+            f"optimizer.betas={betas} is invalid; give two values in [0, 1), "
+            "e.g. [0.9,0.999]",
+        )
 
 
 def _validate_model(model: DictConfig) -> None:

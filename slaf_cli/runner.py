@@ -25,6 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from slaf_cli.config import validate
 from slaf_cli.data import BatchLoader, DataBundle, Split
 from slaf_cli.errors import ConfigError
+from slaf_cli.files import atomic_write_text
 from slaf_cli.nn.bases import build_basis
 from slaf_cli.nn.factory import ActivationFactory, slaf_modules
 from slaf_cli.report.summary import library_versions, write_summary
@@ -313,19 +314,6 @@ def _run(
     if trainer_cfg.checkpoint or cfg.trainer.divergence == "rollback":
         checkpointer = Checkpointer(run_dir, writable=context.is_main)
 
-    reporter = None
-    if context.is_main:
-        purge_step = (
-            resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
-        )
-        plot_every = trainer_cfg.plot_every or max(1, trainer_cfg.epochs // 10)
-        reporter = TensorBoardReporter(
-            run_dir,
-            plot_features=trainer_cfg.plot_features,
-            plot_every=plot_every,
-            epochs=trainer_cfg.epochs,
-            purge_step=purge_step,
-        )
     progress = {"on": True, "off": False}.get(trainer_cfg.progress, sys.stderr.isatty())
     signals = SignalFlag().install()
     trainer = Trainer(
@@ -340,7 +328,6 @@ def _run(
         eval_every=trainer_cfg.eval_every,
         max_steps_per_epoch=trainer_cfg.max_steps_per_epoch,
         log_every=trainer_cfg.log_every,
-        reporter=reporter,
         progress=progress and context.is_main,
         checkpointer=checkpointer,
         guard=DivergenceGuard(
@@ -353,7 +340,21 @@ def _run(
         context=context,
     )
     if resume_checkpoint is not None:
-        _resume(trainer, resume_checkpoint, Path(cfg.resume))
+        _resume(trainer, resume_checkpoint, Path(cfg.resume), context.is_main)
+    reporter = None
+    if context.is_main:
+        purge_step = (
+            resume_checkpoint["train_state"]["step"] if resume_checkpoint else None
+        )
+        plot_every = trainer_cfg.plot_every or max(1, trainer_cfg.epochs // 10)
+        reporter = TensorBoardReporter(
+            run_dir,
+            plot_features=trainer_cfg.plot_features,
+            plot_every=plot_every,
+            epochs=trainer_cfg.epochs,
+            purge_step=purge_step,
+        )
+    trainer.reporter = reporter
 
     log.info(
         "Training for %d epochs on %s%s",
@@ -399,11 +400,28 @@ def _run(
     return summary
 
 
-def _resume(trainer: Trainer, checkpoint: dict[str, Any], run_dir: Path) -> None:
-    trainer.load_training_state(checkpoint)
-    best_path = Checkpointer(run_dir).best_path
-    if best_path.is_file():
-        trainer.best_weights = load_checkpoint(best_path)["model"]
+def _resume(
+    trainer: Trainer, checkpoint: dict[str, Any], run_dir: Path, main: bool
+) -> None:
+    """Load ``last.pt`` (and ``best.pt``) into the trainer, then adopt the new config.
+
+    A checkpoint that does not fit the composed model (an override changed its
+    shape) is a ConfigError, and the run's saved ``.hydra`` files stay untouched.
+    """
+    try:
+        trainer.load_training_state(checkpoint)
+        best_path = Checkpointer(run_dir).best_path
+        if best_path.is_file():
+            trainer.best_weights = load_checkpoint(best_path)["model"]
+    except (RuntimeError, KeyError, ValueError) as error:
+        lines = [line.strip() for line in str(error).strip().splitlines()]
+        detail = next((line for line in lines if "mismatch" in line), lines[0])
+        raise ConfigError(
+            f"checkpoint in {run_dir} does not fit this configuration ({detail}); "
+            "resume with the run's own model, activation and basis settings"
+        ) from None
+    if main:
+        _adopt_resume_config(run_dir)
     log.info(
         "Resuming %s after epoch %d, batch %d (step %d)",
         run_dir,
@@ -411,6 +429,14 @@ def _resume(trainer: Trainer, checkpoint: dict[str, Any], run_dir: Path) -> None
         trainer.state.batch_in_epoch,
         trainer.state.step,
     )
+
+
+def _adopt_resume_config(run_dir: Path) -> None:
+    """Copy the resumed composition from ``.hydra/resume`` over the run's ``.hydra``."""
+    source = run_dir / ".hydra" / "resume"
+    for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
+        if (source / name).is_file():
+            atomic_write_text(run_dir / ".hydra" / name, (source / name).read_text())
 
 
 def _finish_summary(summary: dict[str, Any], trainer: Trainer, started: float) -> None:

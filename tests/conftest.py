@@ -11,6 +11,11 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# Tests run in parallel workers (pytest-xdist) and start training subprocesses;
+# one torch thread each keeps them from oversubscribing the cores. Set before
+# torch is imported here and inherited by every subprocess.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 
 def mnist_root() -> Path:
     """Folder holding ``MNIST/raw``: ``$SLAF_DATA_ROOT``, else ``../shared/data``."""

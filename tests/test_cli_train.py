@@ -99,6 +99,15 @@ def test_mnist_cnn_slaf_subset(tmp_path: Path) -> None:
     assert "val/acc" in load_events(run_dir).Tags()["scalars"]
 
 
+def test_debug_fast_preset_runs(tmp_path: Path) -> None:
+    result = run_cli(["debug=fast"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((only_run_dir(tmp_path) / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["steps"] == 5
+    assert "ERROR" not in result.stderr
+
+
 def test_regression_reports_rmse(tmp_path: Path) -> None:
     result = run_cli(
         ["dataset=polynomial", "trainer.epochs=3", "trainer.progress=off"], cwd=tmp_path

@@ -63,11 +63,12 @@ def test_wrong_type_rejected() -> None:
     ("overrides", "fragment"),
     [
         (["model=cnn", "model.pool=median"], "model.pool='median'"),
+        (["optimizer=sgd", "optimizer.momentum=-5"], "optimizer.momentum=-5"),
         (["model=resnet", "model.depth=10"], "model.depth=10"),
         (["model=cnn", "model.channels=[32,0]"], "model.channels"),
     ],
 )
-def test_invalid_model_values(overrides: list[str], fragment: str) -> None:
+def test_invalid_option_values(overrides: list[str], fragment: str) -> None:
     cfg = compose_train(overrides)
     with pytest.raises(ConfigError) as error:
         validate(cfg)
@@ -83,6 +84,11 @@ def test_dataset_option_keys_checked() -> None:
     ("override", "fragment"),
     [
         ("trainer.epochs=0", "trainer.epochs=0"),
+        ("trainer.batch_size=0", "trainer.batch_size=0"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1"),
+        ("optimizer.lr=inf", "optimizer.lr=inf"),
+        ("optimizer.betas=[2,3]", "optimizer.betas=[2.0, 3.0]"),
+        ("activation.name=swish", "activation.name='swish'"),
         ("trainer.eval_every=0", "trainer.eval_every=0"),
         ("trainer.device=tpu", "trainer.device='tpu'"),
         ("dataset.val_fraction=1.0", "dataset.val_fraction=1.0"),

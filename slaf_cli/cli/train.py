@@ -9,9 +9,11 @@ failed job is recorded in its summary and the sweep goes on.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +30,7 @@ log = logging.getLogger("slaf_cli")
 
 USER_ERROR = 2
 DIVERGED = 3
+RESUME_SUBDIR = ".hydra/resume"
 _RUN_UID_ENV = "SLAF_RUN_UID"
 _task_started = False
 
@@ -68,7 +71,7 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        log.error("Invalid configuration: %s", error)
+        log.error("%s", error)
         if multirun:
             return None
         sys.exit(USER_ERROR)
@@ -89,11 +92,14 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def _optimized_value(cfg: DictConfig, summary: dict) -> float | None:
-    """Return the metric a sweeper optimises (``optimized_metric`` or val/acc|rmse)."""
+    """Return the metric a sweeper optimises: ``optimized_metric`` if set.
+
+    Without it: val/acc, else val/rmse, else None (a run without validation).
+    """
     metrics = summary.get("metrics", {})
     key = cfg.optimized_metric
     if key is None:
-        key = "val/acc" if "val/acc" in metrics else "val/rmse"
+        return metrics.get("val/acc", metrics.get("val/rmse"))
     if key not in metrics:
         log.error(
             "optimized_metric=%s is not among this run's metrics (%s); "
@@ -135,8 +141,11 @@ def _resume_arguments(argv: list[str]) -> list[str]:
     """Rewrite ``resume=RUN_DIR ...`` into that run's overrides, continued in place.
 
     The run is composed again from the overrides saved in ``RUN_DIR/.hydra``, so it
-    gets the same config; overrides given after ``resume=`` are applied on top (for
-    example ``trainer.epochs=20`` to train longer).
+    gets the same config; overrides given after ``resume=`` replace saved ones with
+    the same key (for example ``trainer.epochs=20`` to train longer). Hydra writes
+    the new composition into ``.hydra/resume``; the runner copies it over
+    ``.hydra`` only once the checkpoint has loaded, so a failed resume leaves the
+    saved config as it was.
     """
     resume = [a for a in argv if a.startswith("resume=")]
     if not resume:
@@ -148,15 +157,20 @@ def _resume_arguments(argv: list[str]) -> list[str]:
             f"resume={run_dir} is not a run folder ({saved} not found); pass the "
             "folder of a run, e.g. resume=outputs/2026-01-31/12-00-00_train_ab12cd"
         )
-    original = [
-        o for o in OmegaConf.load(saved) if not str(o).startswith(("resume=", "hydra."))
-    ]
+    original = [str(o) for o in OmegaConf.load(saved)]
     extra = [a for a in argv if not a.startswith("resume=")]
+    merged: dict[str, str] = {}
+    for override in [*original, *extra]:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key == "resume" or key.startswith("hydra."):
+            continue
+        merged.pop(key, None)
+        merged[key] = override
     return [
-        *original,
-        *extra,
+        *merged.values(),
         f"resume={run_dir.resolve()}",
         f"hydra.run.dir={run_dir}",
+        f"hydra.output_subdir={RESUME_SUBDIR}",
     ]
 
 
@@ -171,6 +185,7 @@ def _worker_rank_arguments(argv: list[str]) -> list[str]:
     if rank == 0:
         return argv
     scratch = tempfile.mkdtemp(prefix=f"slaf_rank{rank}_")
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     return [
         *argv,
         f"hydra.run.dir={scratch}",
@@ -186,7 +201,7 @@ def cli() -> None:
     try:
         sys.argv[1:] = _worker_rank_arguments(_resume_arguments(sys.argv[1:]))
     except ConfigError as error:
-        sys.stderr.write(f"error: {error}\n")
+        log.error("%s", error)
         sys.exit(USER_ERROR)
     try:
         main()

@@ -106,9 +106,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for damaged files
         raise ConfigError(
-            f"checkpoint {path} is unreadable ({error.__class__.__name__}: "
-            f"{str(error).splitlines()[0][:120]}); delete it to restart the run, "
-            "or resume from an intact copy"
+            f"checkpoint {path} is unreadable ({error.__class__.__name__}, likely "
+            "truncated or corrupted); restore an intact copy of it, or start a new "
+            "run without resume="
         ) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT_VERSION:
         raise ConfigError(

@@ -219,6 +219,7 @@ class Trainer:
             leave=False,
             dynamic_ncols=True,
         )
+        finished_steps = 0
         for batch_index, (x, y) in enumerate(self.train_loader):
             if batch_index >= total:
                 break
@@ -228,6 +229,7 @@ class Trainer:
             result = self.train_step(x, y)
             self.state.batch_in_epoch = batch_index + 1
             if result is not None:
+                finished_steps += 1
                 output, loss, grad_norm = result
                 meter.update(output.detach(), y, loss.detach())
                 self._log_step(float(loss), grad_norm)
@@ -236,6 +238,9 @@ class Trainer:
             if self._stop_requested:
                 self._save_interrupted(meter)
         bar.close()
+        if finished_steps == 0 and total > start:
+            # The skip policy dropped every step: the weights did not move at all.
+            raise Diverged("loss or gradient in every step", epoch + 1, self.state.step)
         self.state.batch_in_epoch = 0
         self.state.meter = None
         return {f"train/{k}": v for k, v in self._reduce(meter).compute().items()}

@@ -89,37 +89,23 @@ def test_quick_run_writes_every_row(tmp_path):
 
 @pytest.mark.slow
 def test_rerun_replaces_generated_section(tmp_path):
+    """Two runs into one file: the second replaces the first's section.
+
+    The first run points at a missing MNIST folder, the second disables the
+    epoch part, so both ways of skipping it are covered too.
+    """
     output = tmp_path / "benchmarks.md"
     args = ["--quick", "--steps", "1", "--threads", "1", "--device", "cpu"]
-    args += ["--no-epoch", "--output", str(output)]
-    for _ in range(2):
-        result = run_bench(args, cwd=tmp_path)
-        assert result.returncode == 0, result.stderr
+    args += ["--output", str(output)]
+    missing = run_bench([*args, "--mnist-root", str(tmp_path / "absent")], tmp_path)
+    assert missing.returncode == 0, missing.stderr
+    assert "MNIST epoch skipped: MNIST not found under" in missing.stdout
+    disabled = run_bench([*args, "--no-epoch"], cwd=tmp_path)
+    assert disabled.returncode == 0, disabled.stderr
+    assert "MNIST epoch skipped: disabled with --no-epoch" in disabled.stdout
+
     markdown = output.read_text(encoding="utf-8")
     assert markdown.count("slaf-bench:begin") == 1
     assert markdown.count("### Training step") == 1
-    assert "MNIST epoch skipped: disabled with --no-epoch" in result.stdout
     for model, variant in STEP_ROWS:
         assert_finite_ratios(find_line(markdown, model, variant), expected=3)
-
-
-def test_missing_mnist_root_skips_epoch(tmp_path):
-    result = run_bench(
-        [
-            "--quick",
-            "--steps",
-            "1",
-            "--threads",
-            "1",
-            "--device",
-            "cpu",
-            "--mnist-root",
-            str(tmp_path / "absent"),
-            "--output",
-            "",
-        ],
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "MNIST epoch skipped: MNIST not found under" in result.stdout
-    assert not (tmp_path / "docs").exists()
