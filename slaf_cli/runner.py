@@ -103,7 +103,7 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 def build_activation(cfg: DictConfig) -> ActivationFactory:
-    """The activation factory; builds the basis only when the activation uses SLAF."""
+    """Build the activation factory, and its basis when the activation uses SLAF."""
     basis = None
     if cfg.activation.name in SLAF_ACTIVATIONS:
         basis_kwargs = OmegaConf.to_container(cfg.basis, resolve=True)
@@ -148,7 +148,7 @@ def build_routine(cfg: DictConfig) -> Routine:
 
 
 def hparams_of(cfg: DictConfig, choices: dict[str, str]) -> dict[str, Any]:
-    """The flat hyperparameters shown in TensorBoard's HPARAMS dashboard."""
+    """Return the flat hyperparameters shown in TensorBoard's HPARAMS dashboard."""
     params: dict[str, Any] = {f"choice/{k}": v for k, v in choices.items()}
     params.update(
         {

@@ -1,10 +1,15 @@
 """``slaf-train``: the Hydra entry point.
 
-Exit codes: 0 on success; 2 for a user error (an invalid override or value, a
-damaged checkpoint; one line on stderr, no traceback); 3 when training diverged;
-130 or 143 after SIGINT or SIGTERM (a checkpoint was saved); 1 for anything else.
-``HYDRA_FULL_ERROR=1`` shows the traceback of a user error too. In a multirun a
-failed job is recorded in its summary and the sweep goes on.
+Exit codes:
+
+- 0: the run completed.
+- 2: a user error, such as an invalid override or value or a damaged checkpoint.
+  It prints one line on stderr and no traceback (``HYDRA_FULL_ERROR=1`` adds it).
+- 3: training diverged.
+- 130 or 143: SIGINT or SIGTERM arrived, and a checkpoint was saved.
+- 1: anything else.
+
+In a multirun a failed job is recorded in its summary and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ _task_started = False
 
 
 def _run_uid() -> str:
-    """A short random token, one per command (inherited by sweep worker processes)."""
+    """Return a short random token, one per command (sweep workers inherit it)."""
     if _RUN_UID_ENV not in os.environ:
         os.environ[_RUN_UID_ENV] = secrets.token_hex(3)
     return os.environ[_RUN_UID_ENV]

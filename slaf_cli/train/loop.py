@@ -129,7 +129,7 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def training_state(self) -> dict[str, Any]:
-        """The full state saved as ``last.pt``."""
+        """Return the full state saved as ``last.pt``."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -154,7 +154,7 @@ class Trainer:
     # ------------------------------------------------------------------ steps
 
     def train_step(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor, float] | None:
-        """One optimizer step: the output, the task loss and the gradient norm.
+        """Take one optimizer step; return the output, task loss and gradient norm.
 
         Returns None when the guard's ``skip`` policy dropped the step.
         """
