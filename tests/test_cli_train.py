@@ -80,8 +80,8 @@ def test_mnist_cnn_slaf_subset(tmp_path: Path) -> None:
             "dataset=mnist",
             f"dataset.root={mnist_root()}",
             "dataset.download=false",
-            "dataset.subset=3000",
-            "dataset.test_subset=1000",
+            "dataset.subset=1500",
+            "dataset.test_subset=500",
             "model=cnn",
             "activation=slaf",
             "routine=normalized",
@@ -94,7 +94,7 @@ def test_mnist_cnn_slaf_subset(tmp_path: Path) -> None:
     run_dir = only_run_dir(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed"
-    assert summary["metrics"]["test/acc"] >= 0.85
+    assert summary["metrics"]["test/acc"] >= 0.8
     assert summary["config"]["dataset"]["name"] == "mnist"
     assert "val/acc" in load_events(run_dir).Tags()["scalars"]
 
@@ -128,6 +128,7 @@ def test_multirun_writes_sweep_table(tmp_path: Path) -> None:
             "seed=0,1",
             "trainer.epochs=1",
             "trainer.progress=off",
+            "trainer.plot_features=0",
         ],
         cwd=tmp_path,
     )
@@ -143,7 +144,7 @@ def test_multirun_writes_sweep_table(tmp_path: Path) -> None:
     assert len(rows) == 6
     assert {row["status"] for row in rows} == {"completed"}
     overrides = {row["overrides"] for row in rows}
-    assert "activation=hybrid seed=1 trainer.epochs=1 trainer.progress=off" in overrides
+    assert any(o.startswith("activation=hybrid seed=1 ") for o in overrides)
     assert all(float(row["test/acc"]) > 0.5 for row in rows)
     table = (sweep / "summary.md").read_text()
     assert table.count("| completed |") == 6
