@@ -22,7 +22,7 @@ SWEEP_MD = "summary.md"
 
 
 def collect_rows(sweep_dir: Path) -> list[dict[str, Any]]:
-    """One row per job folder: its overrides, status and final metrics.
+    """Collect one row per job folder: its overrides, status and final metrics.
 
     A job folder without a readable ``summary.json`` (the job crashed before writing
     one) becomes a row with status ``failed`` instead of being dropped.

@@ -45,7 +45,7 @@ def _format(value: Any) -> str:
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
-    """A short human-readable page: status, final metrics, model size, time."""
+    """Render a short page for people: status, final metrics, model size, time."""
     lines = [f"# Run summary: {summary.get('run_name', 'run')}", ""]
     lines.append(f"- status: **{summary.get('status')}**")
     if summary.get("error"):
