@@ -22,6 +22,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from slaf_cli.cli.common import USER_ERROR, call_hydra_main
 from slaf_cli.config import register_configs
 from slaf_cli.errors import ConfigError
 from slaf_cli.files import atomic_write_text
@@ -29,7 +30,6 @@ from slaf_cli.theory.config import register_theory_configs
 
 log = logging.getLogger("slaf_cli")
 
-USER_ERROR = 2
 FAILED = 1
 CONFIG_PATH = "pkg://slaf_cli.conf"
 _task_started = False
@@ -278,12 +278,7 @@ def distill_main(cfg: DictConfig) -> None:
 
 def _entry(main: Callable[[], None]) -> None:
     """Call a Hydra main; a composition error (exit 1 before the task) becomes 2."""
-    try:
-        main()
-    except SystemExit as exit_:
-        if exit_.code == 1 and not _task_started:
-            sys.exit(USER_ERROR)
-        raise
+    call_hydra_main(main, lambda: _task_started)
 
 
 def approx_cli() -> None:

@@ -28,12 +28,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from slaf_cli.cli.common import USER_ERROR, call_hydra_main
 from slaf_cli.config import register_configs
 from slaf_cli.errors import ConfigError
 
 log = logging.getLogger("slaf_cli")
 
-USER_ERROR = 2
 DIVERGED = 3
 RESUME_SUBDIR = ".hydra/resume"
 _RUN_UID_ENV = "SLAF_RUN_UID"
@@ -208,12 +208,7 @@ def cli() -> None:
     except ConfigError as error:
         log.error("%s", error)
         sys.exit(USER_ERROR)
-    try:
-        main()
-    except SystemExit as exit_:
-        if exit_.code == 1 and not _task_started:
-            sys.exit(USER_ERROR)
-        raise
+    call_hydra_main(main, lambda: _task_started)
 
 
 if __name__ == "__main__":
