@@ -15,7 +15,7 @@ END_MARK = "<!-- slaf-bench:end -->"
 
 @dataclass(frozen=True)
 class Environment:
-    """Where a benchmark ran: hardware, load and software versions."""
+    """Machine of a benchmark run: hardware, load and software versions."""
 
     cpu_model: str
     cores: int

@@ -25,7 +25,7 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class BenchOptions:
-    """What one ``slaf-bench`` run measures; see ``slaf-bench --help``."""
+    """Settings of one ``slaf-bench`` run; ``slaf-bench --help`` describes each."""
 
     device: torch.device
     steps: int

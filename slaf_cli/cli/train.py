@@ -146,7 +146,7 @@ def _resume_arguments(argv: list[str]) -> list[str]:
     """Rewrite ``resume=RUN_DIR ...`` into that run's overrides, continued in place.
 
     The run is composed again from the overrides saved in ``RUN_DIR/.hydra``, so it
-    gets the same config; overrides given after ``resume=`` replace saved ones with
+    gets the same config. Overrides given after ``resume=`` replace saved ones with
     the same key (for example ``trainer.epochs=20`` to train longer). Hydra writes
     the new composition into ``.hydra/resume``; the runner copies it over
     ``.hydra`` only once the checkpoint has loaded, so a failed resume leaves the

@@ -2,7 +2,7 @@
 
 A checkpoint is a dict of tensors and Python primitives, so it loads with
 ``torch.load(weights_only=True)``. ``last.pt`` is rewritten at the end of every
-epoch and on an interrupt; ``best.pt`` holds the best-validation weights.
+epoch and on an interrupt. ``best.pt`` contains the best-validation weights.
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ def _python_state_from_tensor(state: dict[str, Any]) -> tuple:
 
 
 def weights_are_finite(model: nn.Module) -> bool:
-    """True when every parameter is finite and no buffer holds NaN.
+    """Return True when every parameter is finite and no buffer contains NaN.
 
-    Buffers may hold infinities by design (SLAF's ``input_min`` starts at +inf).
+    Buffers may contain infinities by design (SLAF's ``input_min`` starts at +inf).
     """
     for param in model.parameters():
         if not bool(torch.isfinite(param).all()):

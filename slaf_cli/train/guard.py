@@ -17,9 +17,9 @@ _MAX_SKIP_WARNINGS = 5
 class Diverged(RuntimeError):
     """A non-finite loss, gradient or coefficient that the policy did not absorb."""
 
-    def __init__(self, what: str, epoch: int, step: int) -> None:
-        super().__init__(f"non-finite {what} at epoch {epoch}, step {step}")
-        self.what = what
+    def __init__(self, quantity: str, epoch: int, step: int) -> None:
+        super().__init__(f"non-finite {quantity} at epoch {epoch}, step {step}")
+        self.quantity = quantity
         self.epoch = epoch
         self.step = step
 
@@ -39,8 +39,8 @@ class Interrupted(Exception):
 class DivergenceGuard:
     """Policy for non-finite values found during a step.
 
-    ``stop`` raises :class:`Diverged`. ``skip`` drops a step whose loss or gradient
-    is non-finite and counts it; a non-finite coefficient after a step still raises,
+    ``stop`` raises :class:`Diverged`. ``skip`` drops and counts a step whose loss or
+    gradient is non-finite. A non-finite coefficient after a step still raises,
     because the weights already changed. ``rollback`` raises too, and the trainer
     reloads the last checkpoint with learning rates times ``lr_factor``, at most
     ``max_rollbacks`` times.
@@ -58,20 +58,20 @@ class DivergenceGuard:
         self.lr_factor = lr_factor
         self._skip_warnings = 0
 
-    def handle(self, what: str, value: float, epoch: int, step: int) -> None:
-        """Absorb a non-finite ``what`` (skip policy) or raise :class:`Diverged`."""
+    def handle(self, quantity: str, value: float, epoch: int, step: int) -> None:
+        """Absorb a non-finite ``quantity`` (skip policy) or raise :class:`Diverged`."""
         if self.policy != "skip":
-            raise Diverged(what, epoch, step)
+            raise Diverged(quantity, epoch, step)
         self._skip_warnings += 1
         if self._skip_warnings <= _MAX_SKIP_WARNINGS:
             log.warning(
-                "Skipped step %d of epoch %d: %s is %s", step, epoch, what, value
+                "Skipped step %d of epoch %d: %s is %s", step, epoch, quantity, value
             )
         if self._skip_warnings == _MAX_SKIP_WARNINGS:
             log.warning("Further skipped steps are counted in the summary, not logged")
 
-    def escalate(self, what: str, epoch: int, step: int) -> None:
-        raise Diverged(what, epoch, step)
+    def escalate(self, quantity: str, epoch: int, step: int) -> None:
+        raise Diverged(quantity, epoch, step)
 
     def may_roll_back(self, checkpointer: object | None, rollbacks: int) -> bool:
         if self.policy != "rollback" or checkpointer is None:

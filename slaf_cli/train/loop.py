@@ -77,7 +77,7 @@ class Trainer:
 
     Under DDP, ``model`` is the plain module (its state dict has no ``module.``
     prefix) and ``forward_model`` the DistributedDataParallel wrapper that runs the
-    steps; loaders yield this rank's shard and metrics are summed over ranks.
+    steps. Loaders yield this rank's shard, and metrics are summed over ranks.
     """
 
     def __init__(
@@ -188,9 +188,9 @@ class Trainer:
             )
         return output, loss.detach(), grad_norm
 
-    def _non_finite(self, what: str, value: float) -> None:
+    def _non_finite(self, quantity: str, value: float) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        self.guard.handle(what, value, self.state.epoch + 1, self.state.step + 1)
+        self.guard.handle(quantity, value, self.state.epoch + 1, self.state.step + 1)
         self.state.skipped_steps += 1
         return None
 

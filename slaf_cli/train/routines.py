@@ -1,8 +1,8 @@
 """Training routines: what a SLAF network needs beyond a plain optimizer step.
 
-The ``normalized`` routine lives inside the SLAF module (it is built with
-``normalize=True``); the rest, gradient clipping, coefficient penalties, a
-separate learning rate for SLAF parameters and a freeze schedule, lives here.
+The ``normalized`` routine lives inside the SLAF module, which is built with
+``normalize=True``. Everything else lives here: gradient clipping, coefficient
+penalties, a separate learning rate for SLAF parameters and a freeze schedule.
 """
 
 from __future__ import annotations

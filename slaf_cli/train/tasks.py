@@ -11,9 +11,9 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class Task:
-    """What a run optimises and how its checkpoints are ranked.
+    """Loss, metrics and best-epoch rule of a task kind.
 
-    ``monitor`` is the validation metric that selects the best epoch; ``mode`` is
+    ``monitor`` is the validation metric that selects the best epoch. ``mode`` is
     ``max`` when larger is better.
     """
 
