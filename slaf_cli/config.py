@@ -34,9 +34,8 @@ class DatasetConfig:
 class TorchvisionDatasetConfig(DatasetConfig):
     root: str = "data"  # folder torchvision reads from (and downloads into)
     download: bool = True  # fetch the files when they are missing under root
-    augment: Optional[str] = (
-        None  # crop | crop_flip: 4-pixel-padded random crop (+ h-flip)
-    )
+    augment: Optional[str] = None  # crop | crop_flip: padded random crop (+ h-flip)
+    crop_padding: int = 4  # pixels of padding on each side before a random crop
 
 
 @dataclass
@@ -114,6 +113,7 @@ class ActivationConfig:
     )
     slaf_stages: Optional[list[str]] = None  # hybrid: stage names that get a SLAF
     fast: bool = True  # fused SLAF kernel; false selects the reference implementation
+    compile: bool = False  # torch.compile the fast kernels (compiles on first use)
 
 
 @dataclass

@@ -186,6 +186,7 @@ def make_loaders(
         seed=cfg.seed,
         device=device,
         augment=data.augment,
+        crop_padding=data.crop_padding,
         rank=context.rank,
         world_size=context.world_size,
     )

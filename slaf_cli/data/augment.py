@@ -42,29 +42,22 @@ def random_crop(
     ]
 
 
-def crop_flip(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Apply a 4-pixel padded random crop and a random horizontal flip per image."""
-    return random_crop(x, generator, flip=True)
+Augmentation = Callable[[Tensor, torch.Generator], Tensor]
 
-
-def crop(x: Tensor, generator: torch.Generator) -> Tensor:
-    """Apply a 4-pixel padded random crop per image, without flips."""
-    return random_crop(x, generator, flip=False)
-
-
-AUGMENTATIONS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
-    "crop_flip": crop_flip,
-    "crop": crop,
-}
+# Name -> whether the crop also flips.
+AUGMENTATIONS: dict[str, bool] = {"crop_flip": True, "crop": False}
 
 
 def get_augmentation(
-    name: str | None, input_shape: tuple[int, ...]
-) -> Callable[[Tensor, torch.Generator], Tensor] | None:
+    name: str | None, input_shape: tuple[int, ...], padding: int = CROP_PADDING
+) -> Augmentation | None:
     """Return the augmentation called ``name`` (None for none) after checking inputs.
 
+    ``crop`` is a random crop from the image padded by ``padding`` pixels on each
+    side and ``crop_flip`` adds a horizontal flip with probability 0.5.
     ``input_shape`` excludes the batch dimension. Raises ConfigError for an unknown
-    name or for inputs that are not images (C, H, W).
+    name, for inputs that are not images (C, H, W) or for a padding outside
+    [0, min(H, W)).
     """
     if name is None:
         return None
@@ -78,4 +71,14 @@ def get_augmentation(
             f"dataset.augment={name!r} needs image inputs (C, H, W), got shape "
             f"{tuple(input_shape)}; set dataset.augment=null"
         )
-    return AUGMENTATIONS[name]
+    if not 0 <= padding < min(input_shape[1:]):
+        raise ConfigError(
+            f"dataset.crop_padding={padding} is invalid for {input_shape[1]}x"
+            f"{input_shape[2]} images; set it between 0 and {min(input_shape[1:]) - 1}"
+        )
+    flip = AUGMENTATIONS[name]
+
+    def augment(x: Tensor, generator: torch.Generator) -> Tensor:
+        return random_crop(x, generator, flip=flip, padding=padding)
+
+    return augment

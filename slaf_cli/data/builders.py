@@ -8,6 +8,8 @@ Every builder returns a :class:`~slaf_cli.data.bundle.DataBundle` and accepts:
 - ``subset``: keep this many samples of the shuffled training pool before the
   validation split is carved from it (None keeps all), for quick runs.
 - ``test_subset``: keep this many samples of the shuffled test split.
+- ``augment`` and ``crop_padding`` (image datasets): batch augmentation of the
+  training split, e.g. ``crop`` from images padded by ``crop_padding`` pixels.
 - ``name``: label stored as ``DataBundle.name``; the dataset config passes its own.
 
 Invalid values raise :class:`slaf_cli.errors.ConfigError`.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from slaf_cli.data.augment import CROP_PADDING
 from slaf_cli.data.bundle import DataBundle
 from slaf_cli.data.packaged import diabetes, digits, mnist1d
 from slaf_cli.data.synthetic import polynomial, two_spirals
@@ -44,6 +47,7 @@ def mnist(
     subset: int | None = None,
     test_subset: int | None = None,
     augment: str | None = None,
+    crop_padding: int = CROP_PADDING,
     name: str = "mnist",
 ) -> DataBundle:
     """Build MNIST from ``<root>/MNIST/raw``: x (N, 1, 28, 28), 10 classes."""
@@ -56,6 +60,7 @@ def mnist(
         subset=subset,
         test_subset=test_subset,
         augment=augment,
+        crop_padding=crop_padding,
         name=name,
     )
 
@@ -68,6 +73,7 @@ def fashion_mnist(
     subset: int | None = None,
     test_subset: int | None = None,
     augment: str | None = None,
+    crop_padding: int = CROP_PADDING,
     name: str = "fashion_mnist",
 ) -> DataBundle:
     """Build Fashion-MNIST from ``<root>/FashionMNIST/raw``: x (N, 1, 28, 28)."""
@@ -80,6 +86,7 @@ def fashion_mnist(
         subset=subset,
         test_subset=test_subset,
         augment=augment,
+        crop_padding=crop_padding,
         name=name,
     )
 
@@ -92,6 +99,7 @@ def cifar10(
     subset: int | None = None,
     test_subset: int | None = None,
     augment: str | None = "crop_flip",
+    crop_padding: int = CROP_PADDING,
     name: str = "cifar10",
 ) -> DataBundle:
     """Build CIFAR-10 from ``<root>/cifar-10-batches-py``: x (N, 3, 32, 32)."""
@@ -104,6 +112,7 @@ def cifar10(
         subset=subset,
         test_subset=test_subset,
         augment=augment,
+        crop_padding=crop_padding,
         name=name,
     )
 
@@ -116,6 +125,7 @@ def cifar100(
     subset: int | None = None,
     test_subset: int | None = None,
     augment: str | None = "crop_flip",
+    crop_padding: int = CROP_PADDING,
     name: str = "cifar100",
 ) -> DataBundle:
     """Build CIFAR-100 (fine labels) from ``<root>/cifar-100-python``."""
@@ -128,6 +138,7 @@ def cifar100(
         subset=subset,
         test_subset=test_subset,
         augment=augment,
+        crop_padding=crop_padding,
         name=name,
     )
 
@@ -140,6 +151,7 @@ def svhn(
     subset: int | None = None,
     test_subset: int | None = None,
     augment: str | None = "crop",
+    crop_padding: int = CROP_PADDING,
     name: str = "svhn",
 ) -> DataBundle:
     """Build SVHN from ``<root>/train_32x32.mat`` and ``test_32x32.mat``.
@@ -156,5 +168,6 @@ def svhn(
         subset=subset,
         test_subset=test_subset,
         augment=augment,
+        crop_padding=crop_padding,
         name=name,
     )

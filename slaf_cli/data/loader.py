@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from slaf_cli.data.augment import get_augmentation
+from slaf_cli.data.augment import CROP_PADDING, get_augmentation
 from slaf_cli.data.bundle import Split
 from slaf_cli.errors import ConfigError
 
@@ -38,8 +38,9 @@ class BatchLoader:
     starting at ``rank``. The ranks' shards are disjoint apart from the padding and
     have equal sizes, so every rank runs the same number of batches.
 
-    ``augment`` (for example ``"crop_flip"``) transforms training batches on the
-    device with a generator seeded by ``(seed, epoch, rank)``.
+    ``augment`` (for example ``"crop_flip"``, with ``crop_padding`` pixels of
+    padding) transforms training batches on the device with a generator seeded by
+    ``(seed, epoch, rank)``.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class BatchLoader:
         seed: int,
         device: torch.device | str,
         augment: str | None = None,
+        crop_padding: int = CROP_PADDING,
         drop_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
@@ -67,7 +69,9 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.augment = augment
-        self._augment_fn = get_augmentation(augment, tuple(split.x.shape[1:]))
+        self._augment_fn = get_augmentation(
+            augment, tuple(split.x.shape[1:]), crop_padding
+        )
         self.drop_last = drop_last
         self.rank = rank
         self.world_size = world_size

@@ -259,6 +259,7 @@ def build_image_dataset(
     subset: int | None,
     test_subset: int | None,
     augment: str | None,
+    crop_padding: int,
     name: str,
 ) -> DataBundle:
     """Build the DataBundle of ``SOURCES[source_name]``, as documented in builders."""
@@ -273,7 +274,8 @@ def build_image_dataset(
         subset,
         test_subset,
     )
-    get_augmentation(augment, tuple(train.x.shape[1:]))  # reject a bad name early
+    # Reject a bad name or padding before any training starts.
+    get_augmentation(augment, tuple(train.x.shape[1:]), crop_padding)
     mean, std = uint8_channel_stats(train.x)
     logger.debug("%s train mean %s std %s (0-255 units)", name, mean, std)
     return DataBundle(
@@ -285,4 +287,5 @@ def build_image_dataset(
         input_shape=tuple(train.x.shape[1:]),
         num_outputs=source.num_classes,
         augment=augment,
+        crop_padding=crop_padding,
     )

@@ -123,9 +123,13 @@ def test_invalid_batch_size_raises():
         make_loader(table_split(10), batch_size=0)
 
 
-def matches_crop(original: torch.Tensor, augmented: torch.Tensor, flips: bool) -> bool:
+def matches_crop(
+    original: torch.Tensor,
+    augmented: torch.Tensor,
+    flips: bool,
+    pad: int = CROP_PADDING,
+) -> bool:
     """Whether ``augmented`` equals a crop, maybe flipped, of padded ``original``."""
-    pad = CROP_PADDING
     padded = F.pad(original, (pad, pad, pad, pad))
     height, width = original.shape[-2:]
     for top in range(2 * pad + 1):
@@ -154,6 +158,29 @@ def test_augment_is_crop_of_original(augment):
     x, y = next(iter(loader))
     for augmented, index in zip(x, y, strict=True):
         assert matches_crop(split.x[index], augmented, flips=augment == "crop_flip")
+
+
+def test_crop_padding_bounds_the_shift():
+    split = image_split(64)
+    loader = make_loader(split, batch_size=64, augment="crop", crop_padding=1)
+    x, y = next(iter(loader))
+    for augmented, index in zip(x, y, strict=True):
+        assert matches_crop(split.x[index], augmented, flips=False, pad=1)
+    shifted = [not torch.equal(a, split.x[i]) for a, i in zip(x, y, strict=True)]
+    assert any(shifted)
+
+
+def test_zero_crop_padding_keeps_images():
+    split = image_split()
+    loader = make_loader(split, batch_size=16, augment="crop", crop_padding=0)
+    x, y = next(iter(loader))
+    assert torch.equal(x, split.x[y])
+
+
+@pytest.mark.parametrize("padding", [-1, 8])
+def test_crop_padding_outside_image_raises(padding):
+    with pytest.raises(ConfigError, match=f"dataset.crop_padding={padding} is"):
+        make_loader(image_split(), augment="crop", crop_padding=padding)
 
 
 def test_crop_flip_flips_some_images():
