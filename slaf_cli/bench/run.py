@@ -16,7 +16,12 @@ from slaf_cli.bench.report import (
     markdown_table,
     text_table,
 )
-from slaf_cli.bench.training import StepResult, bench_architecture
+from slaf_cli.bench.training import (
+    COMPILED_VARIANTS,
+    VARIANTS,
+    StepResult,
+    bench_architecture,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +40,7 @@ class BenchOptions:
     cnn_batch: int
     mnist_root: Path | None
     epoch_batches: int | None
+    compile: bool = True  # also time the torch.compile-d variants
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ def run_benchmark(options: BenchOptions) -> BenchResults:
             options.degree,
             options.steps,
             options.warmup,
+            VARIANTS + COMPILED_VARIANTS if options.compile else VARIANTS,
         )
     root = options.mnist_root
     if root is None:
@@ -106,6 +113,7 @@ def step_rows(results: BenchResults) -> tuple[Row, list[Row]]:
         "activation",
         "ms/step",
         "time vs relu",
+        "first step s",
         "saved MiB",
         "saved vs relu",
         "act. saved MiB",
@@ -125,6 +133,7 @@ def step_rows(results: BenchResults) -> tuple[Row, list[Row]]:
                 name,
                 _ms(result.seconds),
                 _ratio(result.seconds, relu.seconds),
+                f"{result.first_step_seconds:.2f}",
                 _mib(result.saved_bytes),
                 _ratio(result.saved_bytes, relu.saved_bytes),
                 _mib(result.activation_saved_bytes),
@@ -177,6 +186,27 @@ def targets(results: BenchResults) -> list[Target]:
             False,
         ),
     ]
+    if "slaf compiled" in cnn:
+        found += [
+            Target(
+                "mlp: compiled / relu step time", _div(mlp, "slaf compiled"), 1.15, True
+            ),
+            Target(
+                "mlp: compiled normalized / relu step time",
+                _div(mlp, "slaf compiled normalized"),
+                1.4,
+                True,
+            ),
+            Target(
+                "cnn: compiled / relu step time", _div(cnn, "slaf compiled"), 1.05, True
+            ),
+            Target(
+                "cnn: naive / compiled step time",
+                cnn["slaf naive"].seconds / cnn["slaf compiled"].seconds,
+                3.0,
+                False,
+            ),
+        ]
     for architecture, variants in results.steps.items():
         fast = variants["slaf fast"].activation_saved_bytes
         relu = variants["relu"].activation_saved_bytes

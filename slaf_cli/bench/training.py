@@ -27,36 +27,46 @@ NUM_CLASSES = 10
 
 #: Variant names in table order. "relu" is the baseline of every ratio.
 VARIANTS = ("relu", "slaf naive", "slaf fast", "slaf fast normalized")
+#: The fast variants again with ``compile=True`` (torch.compile-d kernels).
+COMPILED_VARIANTS = ("slaf compiled", "slaf compiled normalized")
 
 
 @dataclass(frozen=True)
 class StepResult:
     """Median step time and saved-for-backward bytes of one model variant.
 
-    ``saved_bytes`` counts every unique tensor storage that autograd saved during
-    one step, parameters excluded. ``activation_saved_bytes`` counts only what the
-    activation modules (ReLU or SLAF) saved. ``peak_bytes`` is the CUDA peak above
-    the memory allocated before the step, or None on CPU.
+    ``first_step_seconds`` is the time of the variant's first step, which includes
+    compiling for the compiled variants. ``saved_bytes`` counts every unique
+    tensor storage that autograd saved during one step, parameters excluded.
+    ``activation_saved_bytes`` counts only what the activation modules (ReLU or
+    SLAF) saved. ``peak_bytes`` is the CUDA peak above the memory allocated before
+    the step, or None on CPU.
     """
 
     seconds: float
+    first_step_seconds: float
     saved_bytes: int
     activation_saved_bytes: int
     peak_bytes: int | None
 
 
 def build_factory(variant: str, degree: int) -> ActivationFactory:
-    """Return the activation factory of a variant from :data:`VARIANTS`."""
+    """Return the activation factory of a variant from :data:`VARIANTS` or
+    :data:`COMPILED_VARIANTS`."""
     if variant == "relu":
         return ActivationFactory("relu")
     basis = build_basis("monomial", degree=degree)
-    if variant == "slaf naive":
-        return ActivationFactory("slaf", basis, sharing="channel", fast=False)
-    if variant == "slaf fast":
-        return ActivationFactory("slaf", basis, sharing="channel", fast=True)
-    if variant == "slaf fast normalized":
-        return ActivationFactory("slaf", basis, normalize=True, fast=True)
-    raise ValueError(f"unknown benchmark variant {variant!r}; use one of {VARIANTS}")
+    options = {
+        "slaf naive": {"fast": False},
+        "slaf fast": {},
+        "slaf fast normalized": {"normalize": True},
+        "slaf compiled": {"compile": True},
+        "slaf compiled normalized": {"normalize": True, "compile": True},
+    }
+    if variant not in options:
+        known = VARIANTS + COMPILED_VARIANTS
+        raise ValueError(f"unknown benchmark variant {variant!r}; use one of {known}")
+    return ActivationFactory("slaf", basis, sharing="channel", **options[variant])
 
 
 def build_model(architecture: str, variant: str, degree: int) -> nn.Module:
@@ -149,9 +159,11 @@ class SavedTensorTally:
 
 def measure_saved(
     model: nn.Module, x: Tensor, y: Tensor
-) -> tuple[int, int, int | None]:
-    """Run one training step and return (saved bytes, activation bytes, CUDA peak).
+) -> tuple[float, int, int, int | None]:
+    """Run one training step; return (seconds, saved bytes, activation bytes, peak).
 
+    The peak is the CUDA memory peak above the memory allocated before the step,
+    or None on a CPU.
     Activation bytes are what ReLU or SLAF modules saved inside their own forward,
     found with forward pre-hooks and forward hooks around those modules.
     """
@@ -175,15 +187,18 @@ def measure_saved(
             torch.cuda.synchronize(x.device)
             torch.cuda.reset_peak_memory_stats(x.device)
             before = torch.cuda.memory_allocated(x.device)
+        start = time.perf_counter()
         with torch.autograd.graph.saved_tensors_hooks(tally.pack, tally.unpack):
             training_step(model, optimizer, x, y)
+        _synchronize(x.device)
+        seconds = time.perf_counter() - start
         if x.device.type == "cuda":
             torch.cuda.synchronize(x.device)
             peak = torch.cuda.max_memory_allocated(x.device) - before
     finally:
         for handle in handles:
             handle.remove()
-    return tally.total_bytes, tally.activation_bytes, peak
+    return seconds, tally.total_bytes, tally.activation_bytes, peak
 
 
 def bench_architecture(
@@ -202,6 +217,6 @@ def bench_architecture(
     }
     x = torch.randn(batch_size, *MNIST_SHAPE, device=device)
     y = torch.randint(0, NUM_CLASSES, (batch_size,), device=device)
-    memory = {name: measure_saved(model, x, y) for name, model in models.items()}
+    first = {name: measure_saved(model, x, y) for name, model in models.items()}
     seconds = time_steps(models, x, y, steps, warmup)
-    return {name: StepResult(seconds[name], *memory[name]) for name in variants}
+    return {name: StepResult(seconds[name], *first[name]) for name in variants}

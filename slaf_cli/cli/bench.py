@@ -73,6 +73,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-epoch", action="store_true", help="skip the MNIST epoch benchmark"
     )
     parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="skip the torch.compile-d SLAF variants (their first step compiles)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="smoke-test sizes: batch 16, 1 warm-up round, 3 MNIST batches",
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         cnn_batch=args.cnn_batch,
         mnist_root=None if args.no_epoch else args.mnist_root,
         epoch_batches=args.epoch_batches,
+        compile=not args.no_compile,
     )
     logger.info(
         "slaf-bench on %s, %d torch threads, load average %s",

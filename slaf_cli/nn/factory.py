@@ -56,6 +56,7 @@ class ActivationFactory:
         slaf_stages: Sequence[str] | None = None,
         fast: bool = True,
         momentum: float = 0.1,
+        compile: bool = False,
     ):
         if name not in ACTIVATIONS:
             raise ConfigError(
@@ -89,6 +90,7 @@ class ActivationFactory:
         self.eps = eps
         self.momentum = momentum
         self.fast = fast
+        self.compile = compile
         self.slaf_layers = list(slaf_layers or [])
         self.slaf_stages = list(slaf_stages or [])
         self.slots: list[ActivationSlot] = []
@@ -132,6 +134,7 @@ class ActivationFactory:
             init=self.init,
             init_range=self.init_range,
             fast=self.fast,
+            compile=self.compile,
         )
 
     def check_hybrid(self) -> None:

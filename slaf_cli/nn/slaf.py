@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from slaf_cli.errors import ConfigError
 from slaf_cli.nn.bases.base import Basis, feature_view, validate_range
 from slaf_cli.nn.fit import fit_error, fit_target, get_target
-from slaf_cli.nn.functional import BasisSum, TermMoments
+from slaf_cli.nn.functional import BasisSum, Kernels, TermMoments, compiled_kernels
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,10 @@ class SLAF(nn.Module):
     ``fast=True`` uses custom autograd functions that never build the (..., K) term
     tensor and save only x for backward. Bases with ``streaming = False`` (bspline)
     and ``fast=False`` use the reference path, which stacks the terms and relies on
-    autograd. Both compute the same function.
+    autograd. Both compute the same function. ``compile=True`` runs the fast path's
+    kernels through ``torch.compile`` (see
+    :class:`~slaf_cli.nn.functional.CompiledKernels`), which fuses their passes
+    over x; it falls back to the eager kernels when compiling fails.
 
     Buffers ``input_min`` and ``input_max`` hold the range of training inputs, for
     plotting. They are +inf and -inf before the first training batch and are
@@ -61,6 +64,7 @@ class SLAF(nn.Module):
         init: str = "identity",
         init_range: Sequence[float] = (-3.0, 3.0),
         fast: bool = True,
+        compile: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -83,6 +87,8 @@ class SLAF(nn.Module):
         self.init = init
         self.init_range = validate_range(init_range, "init_range")
         self.fast = fast
+        self.compile = compile
+        self.kernels = compiled_kernels(basis) if compile else Kernels(basis)
         self.init_fit_error: dict[str, float] = {}
         self._training_batches = 0  # counts forward calls in training mode
 
@@ -166,9 +172,9 @@ class SLAF(nn.Module):
 
     def _activate_fast(self, x: Tensor, use_batch_stats: bool) -> Tensor:
         if not self.normalize:
-            return BasisSum.apply(x, self.coefficients, self.bias, self.basis)
+            return BasisSum.apply(x, self.coefficients, self.bias, self.kernels)
         if use_batch_stats:
-            mean, variance = TermMoments.apply(x, self.basis)
+            mean, variance = TermMoments.apply(x, self.kernels)
             self._update_running_stats(x, mean.detach(), variance.detach())
         else:
             mean, variance = self.running_mean, self.running_var
@@ -176,7 +182,7 @@ class SLAF(nn.Module):
         # effective coefficients change, and autograd handles that small step.
         weights = self.coefficients * torch.rsqrt(variance + self.eps)
         bias = self.bias - (weights * mean).sum(dim=-1)
-        return BasisSum.apply(x, weights, bias, self.basis)
+        return BasisSum.apply(x, weights, bias, self.kernels)
 
     def _activate_reference(self, x: Tensor, use_batch_stats: bool) -> Tensor:
         terms = self.basis(x)  # (N, C, *, K)
@@ -239,4 +245,5 @@ class SLAF(nn.Module):
             f"{self.num_features}, basis={self.basis.name}, "
             f"degree={self.basis.degree}, "
             f"sharing={self.sharing}, normalize={self.normalize}, fast={self.fast}"
+            + (", compile=True" if self.compile else "")
         )

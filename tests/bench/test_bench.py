@@ -18,6 +18,11 @@ STEP_ROWS = [
     for model in ("mlp", "cnn")
     for variant in ("relu", "slaf naive", "slaf fast", "slaf fast normalized")
 ]
+COMPILED_ROWS = [
+    (model, variant)
+    for model in ("mlp", "cnn")
+    for variant in ("slaf compiled", "slaf compiled normalized")
+]
 EPOCH_PATHS = ["compute", "in-memory", "torchvision w0", "torchvision w2"]
 RATIO = re.compile(r"(\d+\.\d+|inf|nan)x")
 
@@ -79,11 +84,12 @@ def test_quick_run_writes_every_row(tmp_path):
     assert "`slaf-bench --quick --steps 3" in markdown
     assert "torch " in markdown
     for text in (result.stdout, markdown):
-        for model, variant in STEP_ROWS:
+        for model, variant in STEP_ROWS + COMPILED_ROWS:
             assert_finite_ratios(find_line(text, model, variant), expected=3)
         for path in EPOCH_PATHS:
             assert_finite_ratios(find_line(text, path), expected=1)
         assert find_line(text, "cnn: naive / fast step time")
+        assert find_line(text, "cnn: compiled / relu step time")
         assert find_line(text, "mnist epoch: torchvision w2 / in-memory")
 
 
@@ -96,6 +102,7 @@ def test_rerun_replaces_generated_section(tmp_path):
     """
     output = tmp_path / "benchmarks.md"
     args = ["--quick", "--steps", "1", "--threads", "1", "--device", "cpu"]
+    args += ["--no-compile"]
     args += ["--output", str(output)]
     missing = run_bench([*args, "--mnist-root", str(tmp_path / "absent")], tmp_path)
     assert missing.returncode == 0, missing.stderr
@@ -109,3 +116,4 @@ def test_rerun_replaces_generated_section(tmp_path):
     assert markdown.count("### Training step") == 1
     for model, variant in STEP_ROWS:
         assert_finite_ratios(find_line(markdown, model, variant), expected=3)
+    assert "slaf compiled" not in markdown
