@@ -3,7 +3,8 @@
 All paths train the same fast-SLAF MLP (784-512-512-10, batch 256) for the same
 number of batches, so the differences are the data path alone:
 
-- ``compute``: the training steps on one pre-made batch, no data loading.
+- ``compute``: the training steps on one batch of real MNIST images, made once,
+  so no data loading.
 - ``in-memory``: :class:`~slaf_cli.data.loader.BatchLoader` over the decoded,
   standardised tensors that :func:`slaf_cli.data.builders.mnist` returns.
 - ``torchvision wN``: ``torchvision.datasets.MNIST`` with ``ToTensor`` and
@@ -108,8 +109,8 @@ def bench_epoch(
     torch.manual_seed(0)
     model = build_model("mlp", "slaf fast", degree).to(device)
 
-    x = torch.randn(BATCH_SIZE, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (BATCH_SIZE,), device=device)
+    # The first batch of the epoch: real images, so values match the other paths.
+    x, y = next(iter(loader))
     # Warm-up, so the first measured path does not pay for lazy initialisation.
     _run_epoch([(x, y)] * 3, 3, model, device)
     results = []
