@@ -95,17 +95,9 @@ def test_slurm_launcher_rejects_unknown_key() -> None:
             )
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
-def test_torchrun_two_processes_match(tmp_path: Path) -> None:
-    args = ["trainer.epochs=3", "trainer.progress=off", "trainer.plot_features=0"]
-    single_dir = tmp_path / "single"
-    ddp_dir = tmp_path / "ddp"
-    single_dir.mkdir()
-    ddp_dir.mkdir()
-    single = run_cli(args, cwd=single_dir)
-    assert single.returncode == 0, single.stderr
-
-    ddp = subprocess.run(
+def run_torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run slaf-train in two processes on this machine through torchrun."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -116,11 +108,24 @@ def test_torchrun_two_processes_match(tmp_path: Path) -> None:
             "slaf_cli.cli.train",
             *args,
         ],
-        cwd=ddp_dir,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
+def test_torchrun_two_processes_match(tmp_path: Path) -> None:
+    args = ["trainer.epochs=3", "trainer.progress=off", "trainer.plot_features=0"]
+    single_dir = tmp_path / "single"
+    ddp_dir = tmp_path / "ddp"
+    single_dir.mkdir()
+    ddp_dir.mkdir()
+    single = run_cli(args, cwd=single_dir)
+    assert single.returncode == 0, single.stderr
+
+    ddp = run_torchrun(args, cwd=ddp_dir)
     assert ddp.returncode == 0, ddp.stderr
     runs = [p for p in (ddp_dir / "outputs").glob("*/*") if p.is_dir()]
     assert len(runs) == 1
@@ -134,4 +139,14 @@ def test_torchrun_two_processes_match(tmp_path: Path) -> None:
         single_summary["metrics"]["test/acc"], abs=0.03
     )
     assert len(list(runs[0].glob("events.out.tfevents.*"))) == 1
+
+    # Resuming under torchrun continues the same folder for one more epoch.
+    resumed = run_torchrun([f"resume={runs[0]}", "trainer.epochs=4"], cwd=ddp_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "after epoch 3" in resumed.stderr
+    final = json.loads((runs[0] / "summary.json").read_text())
+    assert final["status"] == "completed"
+    assert final["world_size"] == 2
+    assert [row["epoch"] for row in final["history"]] == [1, 2, 3, 4]
+    assert [p for p in (ddp_dir / "outputs").glob("*/*") if p.is_dir()] == runs
     assert REPO_ROOT.is_dir()
