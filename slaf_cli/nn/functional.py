@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from slaf_cli.nn.bases.base import Basis
+from slaf_cli.nn.bases.base import Basis, feature_sum
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +67,8 @@ def weighted_sum_backward(
     grad_z, grad_coefficients = basis.weighted_sum_backward(
         z, coefficients, grad_output
     )
-    dims = [0, *range(2, z.dim())] if coefficients.shape[0] > 1 else None
-    grad_bias = grad_output.sum(dim=dims).reshape(coefficients.shape[0])
+    rows = coefficients.shape[0]
+    grad_bias = feature_sum(grad_output, rows).reshape(rows)
     return grad_z, grad_coefficients, grad_bias
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from slaf_cli.nn.bases.base import Basis, feature_view, reduce_dims, term_weights
+from slaf_cli.nn.bases.base import Basis, feature_sum, feature_view, term_weights
 from slaf_cli.nn.bases.registry import register_basis
 
 
@@ -59,11 +59,11 @@ class MonomialBasis(Basis):
     ) -> tuple[Tensor, Tensor]:
         # One buffer serves twice. First it contains grad_output * z^j, updated in
         # place, for dL/dc_j. Then it contains df/dz = sum_j j c_j z^(j-1) (Horner).
-        dims = reduce_dims(z.dim(), coefficients.shape[0])
+        rows = coefficients.shape[0]
         buffer = torch.mul(grad_output, z)
-        grad_terms = [buffer.sum(dim=dims)]
+        grad_terms = [feature_sum(buffer, rows)]
         for _ in range(1, self.degree):
-            grad_terms.append(buffer.mul_(z).sum(dim=dims))
+            grad_terms.append(feature_sum(buffer.mul_(z), rows))
         grad_coefficients = torch.stack(grad_terms, dim=-1).reshape(coefficients.shape)
 
         if self.degree == 1:
@@ -79,11 +79,14 @@ class MonomialBasis(Basis):
         # NOTE: var = E[z^(2j)] - E[z^j]^2 cancels when |mean| >> std. In float32
         # its relative error is roughly 1e-7 * E[g^2] / var (an estimate), so about
         # 10% for g = z at |mean| / std = 1e3.
-        dims = reduce_dims(z.dim(), z.shape[1], keep_features=True)
+        features = z.shape[1]
         power = torch.mul(z, z)
-        sums = [z.sum(dim=dims), power.sum(dim=dims)]
+        sums = [
+            feature_sum(z, features, keep_features=True),
+            feature_sum(power, features, keep_features=True),
+        ]
         for _ in range(3, 2 * self.degree + 1):
-            sums.append(power.mul_(z).sum(dim=dims))
+            sums.append(feature_sum(power.mul_(z), features, keep_features=True))
         moments = torch.stack(sums, dim=-1).div_(z.numel() // z.shape[1])
         mean = moments[:, : self.degree]
         variance = (moments[:, 1::2] - mean * mean).clamp_min_(0.0)
