@@ -68,9 +68,9 @@ def feature_sum(t: Tensor, num_rows: int, keep_features: bool = False) -> Tensor
     """Sum t (N, C, *) over all dims but 1 to shape (C,), or over all when one
     coefficient row is shared (``num_rows == 1``) and not ``keep_features``.
 
-    The trailing dims are summed first, along contiguous memory, and then dim 0:
-    for (N, C, H, W) inputs this ran 2 to 3 times faster than one sum over
-    (0, 2, 3), eager and compiled, in a 2-core CPU measurement.
+    The trailing dims are summed first, along contiguous memory, and then dim 0.
+    On (N, C, H, W) inputs and a 2-core CPU, this order ran 2 to 3 times faster
+    than one sum over (0, 2, 3) in a single measurement.
     """
     if num_rows == 1 and not keep_features:
         return t.sum()
