@@ -410,7 +410,7 @@ def _resume(
     shape) is a ConfigError, and the run's saved ``.hydra`` files stay untouched.
     """
     try:
-        trainer.load_training_state(checkpoint)
+        trainer.resume(checkpoint)
         best_path = Checkpointer(run_dir).best_path
         if best_path.is_file():
             trainer.best_weights = load_checkpoint(best_path)["model"]

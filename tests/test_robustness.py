@@ -101,6 +101,26 @@ def test_sigterm_resume_matches_uninterrupted(tmp_path: Path) -> None:
     assert only_run_dir(interrupted_dir) == run_dir
 
 
+def test_resume_longer_follows_new_schedule(tmp_path: Path) -> None:
+    quick = ["trainer.progress=off", "trainer.plot_features=0"]
+    short_dir, full_dir = tmp_path / "short", tmp_path / "full"
+    short_dir.mkdir()
+    full_dir.mkdir()
+    assert run_cli([*quick, "trainer.epochs=2"], cwd=short_dir).returncode == 0
+    run_dir = only_run_dir(short_dir)
+    resumed = run_cli([f"resume={run_dir}", "trainer.epochs=4"], cwd=short_dir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert run_cli([*quick, "trainer.epochs=4"], cwd=full_dir).returncode == 0
+
+    extended = read_summary(run_dir)["history"]
+    fresh = read_summary(only_run_dir(full_dir))["history"]
+    assert [row["epoch"] for row in extended] == [1, 2, 3, 4]
+    # The cosine schedule of 4 epochs: the last two match a fresh 4-epoch run.
+    for epoch in (2, 3):
+        assert extended[epoch]["train/lr"] == pytest.approx(fresh[epoch]["train/lr"])
+    assert extended[3]["train/lr"] < extended[2]["train/lr"]
+
+
 def test_diverged_run_stops_cleanly(tmp_path: Path) -> None:
     result = run_cli(DIVERGING, cwd=tmp_path)
     assert result.returncode == 3, result.stderr

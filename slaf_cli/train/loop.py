@@ -7,6 +7,7 @@ import logging
 import math
 import signal
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -146,6 +147,32 @@ class Trainer:
             self.scheduler.load_state_dict(checkpoint["scheduler"])
         restore_rng(checkpoint["rng"])
         self.state = TrainState.from_dict(checkpoint["train_state"])
+
+    def resume(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from a checkpoint of an earlier process, on this trainer's schedule.
+
+        The scheduler state is not loaded. Instead, the freshly built scheduler is
+        stepped again up to the saved epoch. An unchanged schedule gets the same
+        learning rates, because the steps repeat the same arithmetic. A changed one
+        (``trainer.epochs`` raised on resume, say) continues on the new schedule.
+        The learning-rate scale of earlier rollbacks carries over.
+        """
+        start_lrs = [group["lr"] for group in self.optimizer.param_groups]
+        saved = checkpoint["scheduler"]
+        self.load_training_state({**checkpoint, "scheduler": None})
+        if self.scheduler is None:
+            return
+        scale = self.state.lr_scale
+        for group, lr in zip(self.optimizer.param_groups, start_lrs, strict=True):
+            group["lr"] = lr * scale
+        for scheduler in [self.scheduler, *getattr(self.scheduler, "_schedulers", [])]:
+            scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
+        steps = saved["last_epoch"] if saved is not None else self.state.epoch
+        with warnings.catch_warnings():
+            # torch warns that scheduler.step() runs before optimizer.step().
+            warnings.simplefilter("ignore", UserWarning)
+            for _ in range(steps):
+                self.scheduler.step()
 
     def save_last(self) -> None:
         if self.checkpointer is not None:
