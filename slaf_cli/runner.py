@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from slaf_cli.errors import ConfigError
 from slaf_cli.files import atomic_write_text
 from slaf_cli.nn.bases import build_basis
 from slaf_cli.nn.factory import ActivationFactory, slaf_modules
+from slaf_cli.nn.functional import reset_compiled_kernels
 from slaf_cli.report.summary import library_versions, write_summary
 from slaf_cli.report.tensorboard import TensorBoardReporter
 from slaf_cli.train.checkpoint import Checkpointer, load_checkpoint
@@ -61,6 +63,14 @@ def build(node: DictConfig, **kwargs: Any) -> Any:
         cause = error.__cause__
         if isinstance(cause, ConfigError):
             raise cause from None
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(cause))
+        if isinstance(cause, TypeError) and unexpected:
+            # A key added with +group.key that the option's target does not take.
+            group, key = node._key(), unexpected.group(1)
+            raise ConfigError(
+                f"{group}.{key} is not an option of {group}={node.get('name')}; "
+                f"remove the override +{group}.{key}"
+            ) from None
         raise
 
 
@@ -273,6 +283,8 @@ def _run(
         len(data.val.x),
         len(data.test.x),
     )
+    if cfg.activation.compile:
+        reset_compiled_kernels()
     factory = build_activation(cfg)
     model = build_model(cfg, data, factory).to(device)
     summary["parameters"] = count_parameters(model)

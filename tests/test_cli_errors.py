@@ -21,6 +21,7 @@ CASES = [
     (["trainer.not_a_key=1"], "not_a_key"),
     (["model=nonexistent"], "nonexistent"),
     (["model=resnet", "dataset=two_spirals"], "model=resnet"),
+    (["+dataset.augment=crop"], "remove the override +dataset.augment"),
 ]
 
 

@@ -275,7 +275,8 @@ def format_markdown(
     lines = ["## Latest run", "", *environment_lines(environment, command)]
     lines += [
         f"- Monomial degree {options.degree}, per-channel coefficients; median of "
-        f"{options.steps} interleaved steps after {options.warmup} warm-up rounds; "
+        f"{options.steps} interleaved steps after {options.warmup} warm-up "
+        f"round{'' if options.warmup == 1 else 's'}; "
         f"MLP batch {options.mlp_batch}, CNN batch {options.cnn_batch}.",
         "",
         "### Training step",

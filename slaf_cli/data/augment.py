@@ -56,9 +56,15 @@ def get_augmentation(
     ``crop`` is a random crop from the image padded by ``padding`` pixels on each
     side and ``crop_flip`` adds a horizontal flip with probability 0.5.
     ``input_shape`` excludes the batch dimension. Raises ConfigError for an unknown
-    name, for inputs that are not images (C, H, W) or for a padding outside
-    [0, min(H, W)).
+    name, for inputs that are not images (C, H, W), or for images and a padding
+    outside [0, min(H, W)), even without an augmentation.
     """
+    image = len(input_shape) == 3
+    if image and not 0 <= padding < min(input_shape[1:]):
+        raise ConfigError(
+            f"dataset.crop_padding={padding} is invalid for {input_shape[1]}x"
+            f"{input_shape[2]} images; set it between 0 and {min(input_shape[1:]) - 1}"
+        )
     if name is None:
         return None
     if name not in AUGMENTATIONS:
@@ -66,15 +72,10 @@ def get_augmentation(
             f"dataset.augment={name!r} is unknown; "
             f"use one of {sorted(AUGMENTATIONS)} or null"
         )
-    if len(input_shape) != 3:
+    if not image:
         raise ConfigError(
             f"dataset.augment={name!r} needs image inputs (C, H, W), got shape "
             f"{tuple(input_shape)}; set dataset.augment=null"
-        )
-    if not 0 <= padding < min(input_shape[1:]):
-        raise ConfigError(
-            f"dataset.crop_padding={padding} is invalid for {input_shape[1]}x"
-            f"{input_shape[2]} images; set it between 0 and {min(input_shape[1:]) - 1}"
         )
     flip = AUGMENTATIONS[name]
 

@@ -91,6 +91,15 @@ class ActivationFactory:
         self.momentum = momentum
         self.fast = fast
         self.compile = compile
+        if compile and name in ("slaf", "hybrid"):
+            reference = not fast or (basis is not None and not basis.streaming)
+            if reference:
+                reason = "fast=false" if not fast else f"the {basis.name} basis"
+                logger.warning(
+                    "activation.compile=true has no effect: %s uses the reference "
+                    "path, which is not compiled",
+                    reason,
+                )
         self.slaf_layers = list(slaf_layers or [])
         self.slaf_stages = list(slaf_stages or [])
         self.slots: list[ActivationSlot] = []

@@ -97,7 +97,10 @@ class CompiledKernels(Kernels):
     def _call(self, name: str, *args: Any) -> Any:
         if not self.failed:
             try:
-                return self._compiled[name](*args)
+                # Past torch's recompile limit a kernel would run eagerly without a
+                # word; raising instead reaches the warning below.
+                with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                    return self._compiled[name](*args)
             except Exception as error:  # Backends raise many types, so catch them all.
                 self.failed = True
                 first_line = (str(error).strip().splitlines() or [""])[0]
@@ -140,6 +143,18 @@ def compiled_kernels(basis: Basis) -> CompiledKernels:
     if key not in _COMPILED:
         _COMPILED[key] = CompiledKernels(basis)
     return _COMPILED[key]
+
+
+def reset_compiled_kernels() -> None:
+    """Forget every compiled kernel and torch.compile's caches in this process.
+
+    All bases of one class share the code object of each kernel, and torch compiles
+    at most ``torch._dynamo.config.recompile_limit`` variants of a code object (8
+    in torch 2.14). The runner calls this before each run, so each job of a sweep
+    in one process compiles afresh, and a failed compile warns again.
+    """
+    _COMPILED.clear()
+    torch._dynamo.reset()
 
 
 class BasisSum(Function):

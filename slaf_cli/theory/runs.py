@@ -71,6 +71,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     cfg = OmegaConf.load(config_path)
     assert isinstance(cfg, DictConfig)
     validate(cfg)
+    if "compile" in cfg.activation:
+        # Analysis runs a few eval passes, which would not repay compiling.
+        cfg.activation.compile = False
     data: DataBundle = build(cfg.dataset, _convert_="all")
     model = build_model(cfg, data, build_activation(cfg))
     model.load_state_dict(load_checkpoint(weights)["model"])

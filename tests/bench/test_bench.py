@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from slaf_cli.cli.bench import parse_args
 from tests.conftest import mnist_root, requires_mnist
 
 STEP_ROWS = [
@@ -55,6 +56,12 @@ def assert_finite_ratios(line: str, expected: int) -> None:
     for ratio in ratios:
         assert math.isfinite(float(ratio)), line
         assert float(ratio) > 0, line
+
+
+def test_quick_writes_no_file_by_default():
+    assert parse_args(["--quick"]).output == ""
+    assert parse_args([]).output.endswith("docs/benchmarks.md")
+    assert parse_args(["--quick", "--output", "b.md"]).output == "b.md"
 
 
 @pytest.mark.slow

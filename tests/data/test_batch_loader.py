@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from slaf_cli.data import BatchLoader, Split
-from slaf_cli.data.augment import CROP_PADDING
+from slaf_cli.data.augment import CROP_PADDING, get_augmentation
 from slaf_cli.errors import ConfigError
 
 
@@ -181,6 +181,15 @@ def test_zero_crop_padding_keeps_images():
 def test_crop_padding_outside_image_raises(padding):
     with pytest.raises(ConfigError, match=f"dataset.crop_padding={padding} is"):
         make_loader(image_split(), augment="crop", crop_padding=padding)
+
+
+def test_crop_padding_checked_without_augment():
+    with pytest.raises(ConfigError, match="dataset.crop_padding=-5 is invalid"):
+        get_augmentation(None, (1, 28, 28), padding=-5)
+
+
+def test_crop_padding_ignored_for_tables():
+    assert get_augmentation(None, (10,), padding=-5) is None
 
 
 def test_crop_flip_flips_some_images():

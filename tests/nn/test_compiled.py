@@ -9,8 +9,13 @@ import torch
 
 import slaf_cli.nn.functional as functional
 from slaf_cli.nn.bases import build_basis
-from slaf_cli.nn.factory import slaf_modules
-from slaf_cli.nn.functional import CompiledKernels, Kernels, compiled_kernels
+from slaf_cli.nn.factory import ActivationFactory, slaf_modules
+from slaf_cli.nn.functional import (
+    CompiledKernels,
+    Kernels,
+    compiled_kernels,
+    reset_compiled_kernels,
+)
 from slaf_cli.nn.slaf import SLAF
 from slaf_cli.runner import build, build_activation, build_model
 from tests.test_models import compose_train
@@ -97,3 +102,35 @@ def test_compile_option_reaches_every_slaf():
     model = build_model(default, data, build_activation(default))
     for _, layer in slaf_modules(model):
         assert type(layer.kernels) is Kernels
+
+
+def test_reset_forgets_compiled_kernels():
+    first = compiled_kernels(build_basis("legendre", degree=3))
+    reset_compiled_kernels()
+    assert compiled_kernels(build_basis("legendre", degree=3)) is not first
+
+
+@pytest.mark.slow
+def test_recompile_limit_warns_and_falls_back(caplog):
+    """Past torch's recompile limit, kernels warn and run eagerly, not silently."""
+    reset_compiled_kernels()
+    z = torch.randn(6, 3)
+    coefficients, bias = torch.randn(3, 2), torch.randn(3)
+    with torch._dynamo.config.patch(recompile_limit=1):
+        first = compiled_kernels(build_basis("monomial", degree=2))
+        first.weighted_sum(z, coefficients, bias)
+        second = compiled_kernels(build_basis("monomial", degree=3))
+        with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.functional"):
+            output = second.weighted_sum(z, torch.randn(3, 3), bias)
+    assert first.failed is False
+    assert second.failed is True
+    assert output.shape == z.shape
+    assert "torch.compile failed" in caplog.text
+    reset_compiled_kernels()
+
+
+def test_compile_ignored_for_bspline_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.factory"):
+        ActivationFactory("slaf", build_basis("bspline", degree=3), compile=True)
+    assert "activation.compile=true has no effect" in caplog.text
+    assert "bspline basis" in caplog.text
