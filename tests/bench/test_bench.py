@@ -11,6 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from slaf_cli.bench.run import BenchResults, targets
+from slaf_cli.bench.training import (
+    COMPILED_VARIANTS,
+    VARIANTS,
+    StepResult,
+    build_factory,
+)
 from slaf_cli.cli.bench import parse_args
 from tests.conftest import mnist_root, requires_mnist
 
@@ -18,11 +25,6 @@ STEP_ROWS = [
     (model, variant)
     for model in ("mlp", "cnn")
     for variant in ("relu", "slaf naive", "slaf fast", "slaf fast normalized")
-]
-COMPILED_ROWS = [
-    (model, variant)
-    for model in ("mlp", "cnn")
-    for variant in ("slaf compiled", "slaf compiled normalized")
 ]
 EPOCH_PATHS = ["compute", "in-memory", "torchvision w0", "torchvision w2"]
 RATIO = re.compile(r"(\d+\.\d+|inf|nan)x")
@@ -58,6 +60,23 @@ def assert_finite_ratios(line: str, expected: int) -> None:
         assert float(ratio) > 0, line
 
 
+def test_compiled_variants_build_and_judge():
+    """Compiled rows without compiling: factory options and their targets."""
+    for variant in COMPILED_VARIANTS:
+        factory = build_factory(variant, degree=4)
+        assert factory.compile is True
+        assert factory.fast is True
+    assert build_factory("slaf compiled normalized", 4).normalize is True
+    result = StepResult(0.1, 1.0, 100, 10, None)
+    steps = {
+        model: {variant: result for variant in VARIANTS + COMPILED_VARIANTS}
+        for model in ("mlp", "cnn")
+    }
+    found = {t.name: t for t in targets(BenchResults(steps, [], None, "skipped"))}
+    assert found["cnn: compiled / relu step time"].value == 1.0
+    assert found["cnn: naive / compiled step time"].met is False
+
+
 def test_quick_writes_no_file_by_default():
     assert parse_args(["--quick"]).output == ""
     assert parse_args([]).output.endswith("docs/benchmarks.md")
@@ -72,6 +91,7 @@ def test_quick_run_writes_every_row(tmp_path):
     result = run_bench(
         [
             "--quick",
+            "--no-compile",
             "--steps",
             "3",
             "--threads",
@@ -88,15 +108,14 @@ def test_quick_run_writes_every_row(tmp_path):
     assert result.returncode == 0, result.stderr
     markdown = output.read_text(encoding="utf-8")
     assert "Hand-written notes stay." in markdown
-    assert "`slaf-bench --quick --steps 3" in markdown
+    assert "`slaf-bench --quick --no-compile --steps 3" in markdown
     assert "torch " in markdown
     for text in (result.stdout, markdown):
-        for model, variant in STEP_ROWS + COMPILED_ROWS:
+        for model, variant in STEP_ROWS:
             assert_finite_ratios(find_line(text, model, variant), expected=3)
         for path in EPOCH_PATHS:
             assert_finite_ratios(find_line(text, path), expected=1)
         assert find_line(text, "cnn: naive / fast step time")
-        assert find_line(text, "cnn: compiled / relu step time")
         assert find_line(text, "mnist epoch: torchvision w2 / in-memory")
 
 
