@@ -33,6 +33,11 @@ KERNEL_NAMES = (
 )
 
 
+# Compiled variants allowed per kernel. Each input rank, and shapes that torch
+# specialises (a dim of size 1, say), take one; torch's default is 8.
+RECOMPILE_LIMIT = 64
+
+
 class Kernels:
     """The fast path's kernels for one basis, run as eager PyTorch ops.
 
@@ -96,11 +101,16 @@ class CompiledKernels(Kernels):
 
     def _call(self, name: str, *args: Any) -> Any:
         if not self.failed:
+            # Detached inputs all have requires_grad=False, which torch.compile
+            # guards on, so training and evaluation share compiled code.
+            inputs = [a.detach() if isinstance(a, Tensor) else a for a in args]
             try:
-                # Past torch's recompile limit a kernel would run eagerly without a
+                # Past the recompile limit a kernel would run eagerly without a
                 # word; raising instead reaches the warning below.
-                with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
-                    return self._compiled[name](*args)
+                with torch._dynamo.config.patch(
+                    recompile_limit=RECOMPILE_LIMIT, fail_on_recompile_limit_hit=True
+                ):
+                    return self._compiled[name](*inputs)
             except Exception as error:  # Backends raise many types, so catch them all.
                 self.failed = True
                 first_line = (str(error).strip().splitlines() or [""])[0]
@@ -149,9 +159,9 @@ def reset_compiled_kernels() -> None:
     """Forget every compiled kernel and torch.compile's caches in this process.
 
     All bases of one class share the code object of each kernel, and torch compiles
-    at most ``torch._dynamo.config.recompile_limit`` variants of a code object (8
-    in torch 2.14). The runner calls this before each run, so each job of a sweep
-    in one process compiles afresh, and a failed compile warns again.
+    at most :data:`RECOMPILE_LIMIT` variants of a code object. The runner calls
+    this before each run, so each job of a sweep in one process compiles afresh,
+    and a failed compile warns again.
     """
     _COMPILED.clear()
     torch._dynamo.reset()

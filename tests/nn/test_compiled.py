@@ -111,17 +111,17 @@ def test_reset_forgets_compiled_kernels():
 
 
 @pytest.mark.slow
-def test_recompile_limit_warns_and_falls_back(caplog):
-    """Past torch's recompile limit, kernels warn and run eagerly, not silently."""
+def test_recompile_limit_warns_and_falls_back(caplog, monkeypatch):
+    """Past the recompile limit, kernels warn and run eagerly, not silently."""
     reset_compiled_kernels()
+    monkeypatch.setattr(functional, "RECOMPILE_LIMIT", 1)
     z = torch.randn(6, 3)
     coefficients, bias = torch.randn(3, 2), torch.randn(3)
-    with torch._dynamo.config.patch(recompile_limit=1):
-        first = compiled_kernels(build_basis("monomial", degree=2))
-        first.weighted_sum(z, coefficients, bias)
-        second = compiled_kernels(build_basis("monomial", degree=3))
-        with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.functional"):
-            output = second.weighted_sum(z, torch.randn(3, 3), bias)
+    first = compiled_kernels(build_basis("monomial", degree=2))
+    first.weighted_sum(z, coefficients, bias)
+    second = compiled_kernels(build_basis("monomial", degree=3))
+    with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.functional"):
+        output = second.weighted_sum(z, torch.randn(3, 3), bias)
     assert first.failed is False
     assert second.failed is True
     assert output.shape == z.shape
