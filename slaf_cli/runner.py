@@ -293,7 +293,7 @@ def _run(
         for name, module in slaf_modules(model)
     }
     log.info(
-        "Model: %d parameters, %d in activations, %d SLAF layers",
+        "Model: %d parameters, %d in activations, SLAF layers: %d",
         summary["parameters"]["total"],
         summary["parameters"]["activation"],
         len(slaf_modules(model)),
@@ -370,8 +370,9 @@ def _run(
     trainer.reporter = reporter
 
     log.info(
-        "Training for %d epochs on %s%s",
+        "Training for %d epoch%s on %s%s",
         trainer_cfg.epochs,
+        "" if trainer_cfg.epochs == 1 else "s",
         device,
         f" x {context.world_size} processes" if context.enabled else "",
     )
