@@ -174,6 +174,8 @@ class SLAF(nn.Module):
         if not self.normalize:
             return BasisSum.apply(x, self.coefficients, self.bias, self.kernels)
         if use_batch_stats:
+            # NOTE: moments and weighted sum are two kernels, so two passes over x
+            # even when compiled; one autograd function for both would fuse them.
             mean, variance = TermMoments.apply(x, self.kernels)
             self._update_running_stats(x, mean.detach(), variance.detach())
         else:
