@@ -29,13 +29,18 @@ requires_mnist = pytest.mark.skipif(
 
 
 def run_cli(
-    args: list[str], cwd: Path, timeout: float = 300, env: dict[str, str] | None = None
+    args: list[str],
+    cwd: Path,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    module: str = "slaf_cli.cli.train",
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``slaf-train`` as a user would, in ``cwd``, and capture its output."""
+    """Run a console script's module (``slaf-train`` by default) as a user would,
+    in ``cwd``, and capture its output."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
-        [sys.executable, "-m", "slaf_cli.cli.train", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         env=full_env,
         capture_output=True,

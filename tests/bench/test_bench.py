@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from slaf_cli.bench.training import (
     build_factory,
 )
 from slaf_cli.cli.bench import parse_args
-from tests.conftest import mnist_root, requires_mnist
+from tests.conftest import mnist_root, requires_mnist, run_cli
 
 STEP_ROWS = [
     (model, variant)
@@ -32,15 +30,7 @@ RATIO = re.compile(r"(\d+\.\d+|inf|nan)x")
 
 def run_bench(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run ``slaf-bench`` through its module, as the console script does."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "slaf_cli.cli.bench", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return run_cli(args, cwd=cwd, timeout=600, module="slaf_cli.cli.bench")
 
 
 def find_line(text: str, *cells: str) -> str:
