@@ -160,10 +160,11 @@ class SavedTensorTally:
 def measure_saved(
     model: nn.Module, x: Tensor, y: Tensor
 ) -> tuple[float, int, int, int | None]:
-    """Run one training step; return (seconds, saved bytes, activation bytes, peak).
+    """Run one training step and return its seconds and bytes (saved, activation, peak).
 
     The peak is the CUDA memory peak above the memory allocated before the step,
     or None on a CPU.
+
     Activation bytes are what ReLU or SLAF modules saved inside their own forward,
     found with forward pre-hooks and forward hooks around those modules.
     """

@@ -33,8 +33,8 @@ KERNEL_NAMES = (
 )
 
 
-# Compiled variants allowed per kernel. Each input rank, and shapes that torch
-# specialises (a dim of size 1, say), take one; torch's default is 8.
+# Compiled variants allowed per kernel, against torch's default of 8. Each input
+# rank takes one, and so does each size that torch specialises (a dim of 1, say).
 RECOMPILE_LIMIT = 64
 
 
@@ -81,10 +81,11 @@ class CompiledKernels(Kernels):
     """The kernels of :class:`Kernels` compiled with ``torch.compile``.
 
     Compiling fuses the passes of each kernel over z into a few loops. Shapes are
-    dynamic, so each kernel compiles once per input rank. On a 2-core CPU the CNN's
-    first step took about 50 s to compile and about 15 s in a later process, which
-    finds the generated code in Inductor's on-disk cache. If compiling or running
-    a compiled kernel raises, one warning is logged and every later call runs the
+    dynamic, so a kernel compiles about once per input rank, plus a variant for
+    each size that torch specialises. On a loaded 2-core CPU the MNIST CNN's first
+    step took about 50 s to compile, and 3 to 20 s in slaf-bench runs that found
+    the generated code in Inductor's on-disk cache. If compiling or running a
+    compiled kernel raises, one warning is logged and every later call runs the
     eager kernels, so a machine without a C++ compiler (or Triton on CUDA) still
     trains.
     """
@@ -115,8 +116,9 @@ class CompiledKernels(Kernels):
                 self.failed = True
                 first_line = (str(error).strip().splitlines() or [""])[0]
                 logger.warning(
-                    "torch.compile failed for the %s SLAF kernels (%s: %s); using "
-                    "the eager kernels, set activation.compile=false to skip it",
+                    "torch.compile failed for the %s SLAF kernels (%s: %s). Using "
+                    "the eager kernels. Set activation.compile=false to skip "
+                    "compiling.",
                     self.basis.name,
                     type(error).__name__,
                     first_line[:200],
@@ -140,7 +142,7 @@ class CompiledKernels(Kernels):
         return self._call("term_moments_backward", z, offsets, scales)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CompiledKernels:
-        return self  # Copies share the compiled code, because it holds no tensors.
+        return self  # Copies share the compiled code, which contains no tensors.
 
 
 # One compiled set per basis configuration, so layers with equal bases share code.

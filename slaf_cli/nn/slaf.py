@@ -40,7 +40,7 @@ class SLAF(nn.Module):
     autograd. Both compute the same function. ``compile=True`` runs the fast path's
     kernels through ``torch.compile`` (see
     :class:`~slaf_cli.nn.functional.CompiledKernels`), which fuses their passes
-    over x; it falls back to the eager kernels when compiling fails.
+    over x. It falls back to the eager kernels when compiling fails.
 
     Buffers ``input_min`` and ``input_max`` hold the range of training inputs, for
     plotting. They are +inf and -inf before the first training batch and are
@@ -175,7 +175,7 @@ class SLAF(nn.Module):
             return BasisSum.apply(x, self.coefficients, self.bias, self.kernels)
         if use_batch_stats:
             # NOTE: moments and weighted sum are two kernels, so two passes over x
-            # even when compiled; one autograd function for both would fuse them.
+            # even when compiled. One autograd function for both would fuse them.
             mean, variance = TermMoments.apply(x, self.kernels)
             self._update_running_stats(x, mean.detach(), variance.detach())
         else:
