@@ -50,7 +50,7 @@ class DataBundle:
     input_shape: tuple[int, ...]  # (C, H, W) images, (C, L) sequences, (F,) tables
     num_outputs: int  # classes, or regression targets
     augment: str | None = None  # batch augmentation for training, e.g. "crop_flip"
-    crop_padding: int = CROP_PADDING  # pixels of padding around each image before a crop
+    crop_padding: int = CROP_PADDING  # pixels of padding on each side before a crop
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
