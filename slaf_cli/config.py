@@ -114,6 +114,7 @@ class ActivationConfig:
     slaf_stages: Optional[list[str]] = None  # hybrid: stage names that get a SLAF
     fast: bool = True  # fused SLAF kernel; false selects the reference implementation
     compile: bool = False  # torch.compile the fast kernels (compiles on first use)
+    native: bool = True  # monomial on CPU: fused C kernels, built once with $CC
 
 
 @dataclass

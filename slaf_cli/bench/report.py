@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from slaf_cli.nn.native import native_compiler, native_library
+
 BEGIN_MARK = "<!-- slaf-bench:begin (generated, rewritten by each run) -->"
 END_MARK = "<!-- slaf-bench:end -->"
 
@@ -24,6 +26,7 @@ class Environment:
     threads: int
     torch_version: str
     python_version: str
+    native_kernels: str  # the compiled library, or why the eager ops run instead
 
 
 def cpu_model() -> str:
@@ -56,7 +59,21 @@ def describe_environment(device: torch.device) -> Environment:
         threads=torch.get_num_threads(),
         torch_version=torch.__version__,
         python_version=platform.python_version(),
+        native_kernels=describe_native(device),
     )
+
+
+def describe_native(device: torch.device) -> str:
+    """Name the native SLAF kernels that the fast rows use on this device.
+
+    Builds them if needed, so the build time stays out of the measured steps.
+    """
+    if device.type != "cpu":
+        return f"not used on {device.type} (eager PyTorch ops)"
+    library = native_library()
+    if library is None:
+        return "unavailable, the build failed (eager PyTorch ops)"
+    return f"{Path(library._name).name}, built with {native_compiler()}"
 
 
 Row = list[str]
@@ -87,6 +104,7 @@ def environment_lines(environment: Environment, command: str) -> list[str]:
         f"at start (1, 5, 15 min): {environment.load_average}",
         f"- Device: {environment.device}, torch threads: {environment.threads}",
         f"- torch {environment.torch_version}, Python {environment.python_version}",
+        f"- Native SLAF kernels: {environment.native_kernels}",
     ]
 
 

@@ -26,7 +26,7 @@ MNIST_SHAPE = (1, 28, 28)
 NUM_CLASSES = 10
 
 #: Variant names in table order. "relu" is the baseline of every ratio.
-VARIANTS = ("relu", "slaf naive", "slaf fast", "slaf fast normalized")
+VARIANTS = ("relu", "slaf naive", "slaf eager", "slaf fast", "slaf fast normalized")
 #: The fast variants again with ``compile=True`` (torch.compile-d kernels).
 COMPILED_VARIANTS = ("slaf compiled", "slaf compiled normalized")
 
@@ -58,6 +58,7 @@ def build_factory(variant: str, degree: int) -> ActivationFactory:
     basis = build_basis("monomial", degree=degree)
     options = {
         "slaf naive": {"fast": False},
+        "slaf eager": {"native": False},
         "slaf fast": {},
         "slaf fast normalized": {"normalize": True},
         "slaf compiled": {"compile": True},

@@ -57,6 +57,7 @@ class ActivationFactory:
         fast: bool = True,
         momentum: float = 0.1,
         compile: bool = False,
+        native: bool = True,
     ):
         if name not in ACTIVATIONS:
             raise ConfigError(
@@ -91,6 +92,7 @@ class ActivationFactory:
         self.momentum = momentum
         self.fast = fast
         self.compile = compile
+        self.native = native
         if compile and name in ("slaf", "hybrid"):
             reference = not fast or (basis is not None and not basis.streaming)
             if reference:
@@ -144,6 +146,7 @@ class ActivationFactory:
             init_range=self.init_range,
             fast=self.fast,
             compile=self.compile,
+            native=self.native,
         )
 
     def check_hybrid(self) -> None:

@@ -1,14 +1,15 @@
 """Memory-lean autograd functions behind the fast SLAF path.
 
-Both functions save only the input x (plus (P, K)-sized tensors) for backward and
-recompute basis terms there, so a SLAF layer keeps about as much memory alive as a
-ReLU. Features are on dim 1 of an input of rank >= 2.
+Both functions (:class:`BasisSum`, and :class:`NormalizedBasisSum` for the
+normalized routine's training steps) save only the input x (plus (C, K)-sized
+tensors) for backward and recompute basis terms there, so a SLAF layer keeps about
+as much memory alive as a ReLU. Features are on dim 1 of an input of rank >= 2.
 
 The functions call four kernels: ``weighted_sum``, ``weighted_sum_backward``,
 ``term_moments`` and ``term_moments_backward``. :class:`Kernels` runs a basis'
 methods as eager PyTorch ops, one pass over x per op. :func:`compiled_kernels`
 returns the same kernels compiled with ``torch.compile``, which fuses each into a
-few passes.
+few passes, and :class:`~slaf_cli.nn.native.NativeKernels` runs them in C.
 """
 
 from __future__ import annotations
@@ -48,7 +49,15 @@ class Kernels:
     def __init__(self, basis: Basis) -> None:
         self.basis = basis
 
-    def weighted_sum(self, z: Tensor, coefficients: Tensor, bias: Tensor) -> Tensor:
+    def weighted_sum(
+        self,
+        z: Tensor,
+        coefficients: Tensor,
+        bias: Tensor,
+        track: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        if track is not None:
+            update_range(z, *track)
         return self.basis.weighted_sum(z, coefficients, bias)
 
     def weighted_sum_backward(
@@ -56,13 +65,27 @@ class Kernels:
     ) -> tuple[Tensor, Tensor, Tensor]:
         return weighted_sum_backward(self.basis, z, coefficients, grad_output)
 
-    def term_moments(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def term_moments(
+        self, z: Tensor, track: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        if track is not None:
+            update_range(z, *track)
         return self.basis.term_moments(z)
 
     def term_moments_backward(
-        self, z: Tensor, offsets: Tensor, scales: Tensor
+        self, z: Tensor, offsets: Tensor, scales: Tensor, out: Tensor | None = None
     ) -> Tensor:
-        return self.basis.term_moments_backward(z, offsets, scales)
+        """Return dL/dz from the moments' gradients, or add it to ``out``."""
+        grad = self.basis.term_moments_backward(z, offsets, scales)
+        return grad if out is None else out.add_(grad)
+
+
+@torch.no_grad()
+def update_range(z: Tensor, low: Tensor, high: Tensor) -> None:
+    """Lower ``low`` to z's minimum and raise ``high`` to its maximum, in place."""
+    z_low, z_high = torch.aminmax(z)
+    torch.minimum(low, z_low, out=low)
+    torch.maximum(high, z_high, out=high)
 
 
 def weighted_sum_backward(
@@ -125,7 +148,15 @@ class CompiledKernels(Kernels):
                 )
         return getattr(self._eager, name)(*args)
 
-    def weighted_sum(self, z: Tensor, coefficients: Tensor, bias: Tensor) -> Tensor:
+    def weighted_sum(
+        self,
+        z: Tensor,
+        coefficients: Tensor,
+        bias: Tensor,
+        track: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        if track is not None:
+            update_range(z, *track)
         return self._call("weighted_sum", z, coefficients, bias)
 
     def weighted_sum_backward(
@@ -133,13 +164,18 @@ class CompiledKernels(Kernels):
     ) -> tuple[Tensor, Tensor, Tensor]:
         return self._call("weighted_sum_backward", z, coefficients, grad_output)
 
-    def term_moments(self, z: Tensor) -> tuple[Tensor, Tensor]:
+    def term_moments(
+        self, z: Tensor, track: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        if track is not None:
+            update_range(z, *track)
         return self._call("term_moments", z)
 
     def term_moments_backward(
-        self, z: Tensor, offsets: Tensor, scales: Tensor
+        self, z: Tensor, offsets: Tensor, scales: Tensor, out: Tensor | None = None
     ) -> Tensor:
-        return self._call("term_moments_backward", z, offsets, scales)
+        grad = self._call("term_moments_backward", z, offsets, scales)
+        return grad if out is None else out.add_(grad)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CompiledKernels:
         return self  # Copies share the compiled code, which contains no tensors.
@@ -174,16 +210,22 @@ class BasisSum(Function):
 
     Inputs: x (N, C, *), coefficients (P, K), bias (P,) with P = C or 1, and the
     basis' :class:`Kernels`. Output has x's shape. Backward returns exact
-    gradients for all three tensors. Double backward is not supported.
+    gradients for all three tensors. Double backward is not supported. ``track``,
+    a pair of 0-dim tensors (low, high), is widened in place to x's range.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, coefficients: Tensor, bias: Tensor, kernels: Kernels
+        ctx: Any,
+        x: Tensor,
+        coefficients: Tensor,
+        bias: Tensor,
+        kernels: Kernels,
+        track: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         ctx.kernels = kernels
         ctx.save_for_backward(x, coefficients)
-        return kernels.weighted_sum(x, coefficients, bias)
+        return kernels.weighted_sum(x, coefficients, bias, track)
 
     @staticmethod
     @once_differentiable
@@ -193,39 +235,66 @@ class BasisSum(Function):
         grad_x, grad_coefficients, grad_bias = ctx.kernels.weighted_sum_backward(
             x, coefficients, grad_output
         )
-        return grad_x, grad_coefficients, grad_bias, None
+        return grad_x, grad_coefficients, grad_bias, None, None
 
 
-class TermMoments(Function):
-    """Per-feature batch mean and biased variance of every basis term.
+class NormalizedBasisSum(Function):
+    """f(x) = b + sum_j c_j (g_j(x) - mu_j) / sqrt(var_j + eps), one node for all.
 
-    Inputs: x (N, C, *) and the basis' :class:`Kernels`. Returns mean and variance,
-    each (C, K), reduced over all dims but 1, with gradients to x as if the
-    (N, C, *, K) term tensor had been built.
+    mu and var (C, K) are the biased batch moments of each term per feature,
+    reduced over all dims but 1, and gradients flow through them. Forward makes
+    two passes over x (moments, then the weighted sum with c / sqrt(var + eps)
+    folded into the coefficients). Backward makes two: the weighted sum's gradient
+    and sums, then the moments' part of dL/dx added in place.
+
+    Inputs as in :class:`BasisSum` plus ``eps``. Returns the output and the
+    detached batch mean and variance, for the running statistics.
     """
 
     @staticmethod
     def forward(  # type: ignore[override]
-        ctx: Any, x: Tensor, kernels: Kernels
-    ) -> tuple[Tensor, Tensor]:
-        mean, variance = kernels.term_moments(x)
+        ctx: Any,
+        x: Tensor,
+        coefficients: Tensor,
+        bias: Tensor,
+        kernels: Kernels,
+        eps: float,
+        track: tuple[Tensor, Tensor] | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        mean, variance = kernels.term_moments(x, track)
+        rstd = torch.rsqrt(variance + eps)
+        weights = coefficients * rstd  # (C, K) even when coefficients is (1, K)
+        shift = bias - (weights * mean).sum(dim=-1)
+        out = kernels.weighted_sum(x, weights, shift)
         ctx.kernels = kernels
-        ctx.save_for_backward(x, mean)
-        return mean, variance
+        ctx.save_for_backward(x, coefficients, mean, rstd, weights)
+        ctx.mark_non_differentiable(mean, variance)
+        return out, mean, variance
 
     @staticmethod
     @once_differentiable
     def backward(
-        ctx: Any, grad_mean: Tensor | None, grad_variance: Tensor | None
-    ) -> tuple[Tensor | None, None]:
-        x, mean = ctx.saved_tensors
+        ctx: Any, grad_output: Tensor, *unused: Tensor | None
+    ) -> tuple[Tensor | None, ...]:
+        x, coefficients, mean, rstd, weights = ctx.saved_tensors
+        grad_output = grad_output.contiguous()
+        # Direct part: dL/dx = g f'(x), dL/dw_j = sum g x^j, dL/dshift = sum g.
+        grad_x, grad_weights, grad_shift = ctx.kernels.weighted_sum_backward(
+            x, weights, grad_output
+        )
+        # shift = b - sum_j w_j mu_j and w_j = c_j / sqrt(var_j + eps).
+        grad_weights = grad_weights - grad_shift.unsqueeze(1) * mean
+        grad_mean = -grad_shift.unsqueeze(1) * weights
+        grad_variance = -0.5 * grad_weights * coefficients * rstd.pow(3)
+        grad_coefficients = grad_weights * rstd
+        grad_bias = grad_shift
+        if coefficients.shape[0] == 1:
+            grad_coefficients = grad_coefficients.sum(dim=0, keepdim=True)
+            grad_bias = grad_bias.sum(dim=0, keepdim=True)
+        # The moments' part: d mean_j / dx = g_j' / n and d var_j / dx =
+        # 2 (g_j - mean_j) g_j' / n, so it is sum_j g_j' (offset_j + scale_j g_j).
         count = x.numel() // x.shape[1]
-        if grad_mean is None:
-            grad_mean = torch.zeros_like(mean)
-        if grad_variance is None:
-            grad_variance = torch.zeros_like(mean)
-        # d mean_j / dx = g_j' / n and d var_j / dx = 2 (g_j - mean_j) g_j' / n, so
-        # dL/dx = sum_j g_j' * (offset_j + scale_j * g_j) with per-feature constants.
         scales = grad_variance * (2.0 / count)
         offsets = (grad_mean - 2.0 * grad_variance * mean) / count
-        return ctx.kernels.term_moments_backward(x, offsets, scales), None
+        grad_x = ctx.kernels.term_moments_backward(x, offsets, scales, out=grad_x)
+        return grad_x, grad_coefficients, grad_bias, None, None, None

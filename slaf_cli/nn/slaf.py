@@ -11,7 +11,14 @@ from torch import Tensor, nn
 from slaf_cli.errors import ConfigError
 from slaf_cli.nn.bases.base import Basis, feature_view, validate_range
 from slaf_cli.nn.fit import fit_error, fit_target, get_target
-from slaf_cli.nn.functional import BasisSum, Kernels, TermMoments, compiled_kernels
+from slaf_cli.nn.functional import (
+    BasisSum,
+    Kernels,
+    NormalizedBasisSum,
+    compiled_kernels,
+    update_range,
+)
+from slaf_cli.nn.native import NativeKernels, supports_native
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +44,22 @@ class SLAF(nn.Module):
     ``fast=True`` uses custom autograd functions that never build the (..., K) term
     tensor and save only x for backward. Bases with ``streaming = False`` (bspline)
     and ``fast=False`` use the reference path, which stacks the terms and relies on
-    autograd. Both compute the same function. ``compile=True`` runs the fast path's
-    kernels through ``torch.compile`` (see
-    :class:`~slaf_cli.nn.functional.CompiledKernels`), which fuses their passes
-    over x. It falls back to the eager kernels when compiling fails.
+    autograd. Both compute the same function. The fast path's kernels come from
+    :class:`~slaf_cli.nn.native.NativeKernels` (fused C, one pass over x, for
+    monomial bases on CPU) when ``native=True``, from ``torch.compile`` (see
+    :class:`~slaf_cli.nn.functional.CompiledKernels`) when ``compile=True``, which
+    takes precedence, and from eager PyTorch ops otherwise. The first two fall
+    back to the eager ops when their build fails.
 
     Buffers ``input_min`` and ``input_max`` hold the range of training inputs, for
     plotting. They are +inf and -inf before the first training batch and are
     updated on the first training batch and every ``range_interval``-th after it.
     The default 1 gives the exact range. A larger interval skips the min/max pass
     over x on the other batches, whose inputs may then lie outside the range.
+    The native kernels fold the range into their first pass over x, so there it
+    costs no pass of its own.
     """
 
-    # NOTE: slaf-bench measured no step-time gain from 16 over 1 on a 2-core CPU
-    # (the pass is about 1 of 20 per layer), so the exact range stays the default.
     range_interval: int = 1
 
     def __init__(
@@ -65,6 +74,7 @@ class SLAF(nn.Module):
         init_range: Sequence[float] = (-3.0, 3.0),
         fast: bool = True,
         compile: bool = False,
+        native: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ):
@@ -88,7 +98,13 @@ class SLAF(nn.Module):
         self.init_range = validate_range(init_range, "init_range")
         self.fast = fast
         self.compile = compile
-        self.kernels = compiled_kernels(basis) if compile else Kernels(basis)
+        self.native = native
+        if compile:
+            self.kernels: Kernels = compiled_kernels(basis)
+        elif native and supports_native(basis):
+            self.kernels = NativeKernels(basis)
+        else:
+            self.kernels = Kernels(basis)
         self.init_fit_error: dict[str, float] = {}
         self._training_batches = 0  # counts forward calls in training mode
 
@@ -153,33 +169,37 @@ class SLAF(nn.Module):
                 f"SLAF expects input (N, {self.num_features}[, L | H, W]), got "
                 f"{tuple(x.shape)}"
             )
+        track = None
         if self.training:
             if self._training_batches % self.range_interval == 0:
-                self._track_range(x)
+                track = (self.input_min, self.input_max)
             self._training_batches += 1
-        return self._activate(x, use_batch_stats=self.training)
+        return self._activate(x, self.training, track)
 
-    @torch.no_grad()
-    def _track_range(self, x: Tensor) -> None:
-        low, high = torch.aminmax(x)
-        torch.minimum(self.input_min, low, out=self.input_min)
-        torch.maximum(self.input_max, high, out=self.input_max)
-
-    def _activate(self, x: Tensor, use_batch_stats: bool) -> Tensor:
+    def _activate(
+        self,
+        x: Tensor,
+        use_batch_stats: bool,
+        track: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
         if self.fast and self.basis.streaming:
-            return self._activate_fast(x, use_batch_stats)
+            return self._activate_fast(x, use_batch_stats, track)
+        if track is not None:
+            update_range(x, *track)
         return self._activate_reference(x, use_batch_stats)
 
-    def _activate_fast(self, x: Tensor, use_batch_stats: bool) -> Tensor:
+    def _activate_fast(
+        self, x: Tensor, use_batch_stats: bool, track: tuple[Tensor, Tensor] | None
+    ) -> Tensor:
         if not self.normalize:
-            return BasisSum.apply(x, self.coefficients, self.bias, self.kernels)
+            return BasisSum.apply(x, self.coefficients, self.bias, self.kernels, track)
         if use_batch_stats:
-            # NOTE: moments and weighted sum are two kernels, so two passes over x
-            # even when compiled. One autograd function for both would fuse them.
-            mean, variance = TermMoments.apply(x, self.kernels)
-            self._update_running_stats(x, mean.detach(), variance.detach())
-        else:
-            mean, variance = self.running_mean, self.running_var
+            out, mean, variance = NormalizedBasisSum.apply(
+                x, self.coefficients, self.bias, self.kernels, self.eps, track
+            )
+            self._update_running_stats(x, mean, variance)
+            return out
+        mean, variance = self.running_mean, self.running_var
         # (c / s)(g - mu) + b = (c / s) g + (b - sum_j (c / s) mu): only the (C, K)
         # effective coefficients change, and autograd handles that small step.
         weights = self.coefficients * torch.rsqrt(variance + self.eps)
@@ -248,4 +268,5 @@ class SLAF(nn.Module):
             f"degree={self.basis.degree}, "
             f"sharing={self.sharing}, normalize={self.normalize}, fast={self.fast}"
             + (", compile=True" if self.compile else "")
+            + (", native=True" if isinstance(self.kernels, NativeKernels) else "")
         )

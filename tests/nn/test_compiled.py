@@ -24,7 +24,9 @@ from tests.test_models import compose_train
 def slaf_pair(normalize: bool) -> tuple[SLAF, SLAF]:
     """Return an eager and a compiled SLAF with equal random coefficients."""
     torch.manual_seed(0)
-    eager = SLAF(4, build_basis("monomial", degree=4), normalize=normalize)
+    eager = SLAF(
+        4, build_basis("monomial", degree=4), normalize=normalize, native=False
+    )
     with torch.no_grad():
         eager.coefficients.normal_(0.0, 0.5)
         eager.bias.normal_(0.0, 0.5)
@@ -98,8 +100,8 @@ def test_compile_option_reaches_every_slaf():
     assert len(layers) == 2
     for _, layer in layers:
         assert isinstance(layer.kernels, CompiledKernels)
-    default = compose_train(["activation=slaf"])
-    model = build_model(default, data, build_activation(default))
+    eager = compose_train(["activation=slaf", "activation.native=false"])
+    model = build_model(eager, data, build_activation(eager))
     for _, layer in slaf_modules(model):
         assert type(layer.kernels) is Kernels
 

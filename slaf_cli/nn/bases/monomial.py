@@ -95,13 +95,16 @@ class MonomialBasis(Basis):
     def term_moments_backward(
         self, z: Tensor, offsets: Tensor, scales: Tensor
     ) -> Tensor:
-        # sum_j j z^(j-1) (o_j + s_j z^j) is a polynomial of degree 2K - 1 in z.
+        return evaluate_polynomial(z, self.moments_backward_polynomial(offsets, scales))
+
+    def moments_backward_polynomial(self, offsets: Tensor, scales: Tensor) -> Tensor:
+        """Coefficients (C, 2K) of sum_j j z^(j-1) (o_j + s_j z^j), degree 2K - 1."""
         degree = self.degree
-        powers = torch.arange(1, degree + 1, dtype=z.dtype, device=z.device)
+        powers = torch.arange(1, degree + 1, dtype=offsets.dtype, device=offsets.device)
         polynomial = offsets.new_zeros(offsets.shape[0], 2 * degree)
         polynomial[:, :degree] = offsets * powers
         polynomial[:, 1::2] += scales * powers
-        return evaluate_polynomial(z, polynomial)
+        return polynomial
 
 
 def evaluate_polynomial(
