@@ -166,6 +166,30 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
+def _load_or_build(compiler: str, flags: list[str]) -> ctypes.CDLL:
+    """Load the cached library, building it first when it is missing.
+
+    A cached file that does not load (truncated, or built for another machine
+    under the same key) is deleted and built again once.
+    """
+    path = library_path(compiler, flags)
+    if path.exists():
+        try:
+            return _load(path)
+        except (OSError, AttributeError) as error:
+            logger.warning(
+                "discarding the native SLAF kernels at %s, which failed to load "
+                "(%s); building them again",
+                path,
+                str(error)[:200],
+            )
+            path.unlink(missing_ok=True)
+    with _build_lock(path):
+        if not path.exists():
+            _build(compiler, flags, path)
+    return _load(path)
+
+
 def native_library() -> ctypes.CDLL | None:
     """Return the loaded kernels, building them on the first call; None if that fails.
 
@@ -185,15 +209,15 @@ def native_library() -> ctypes.CDLL | None:
         return None
     errors = []
     for flags in FLAG_SETS:
-        path = library_path(compiler, flags)
         try:
-            if not path.exists():
-                with _build_lock(path):
-                    if not path.exists():
-                        _build(compiler, flags, path)
-            _library = _load(path)
+            _library = _load_or_build(compiler, flags)
             return _library
-        except (OSError, RuntimeError, subprocess.SubprocessError) as error:
+        except (
+            OSError,
+            AttributeError,
+            RuntimeError,
+            subprocess.SubprocessError,
+        ) as error:
             errors.append(f"{type(error).__name__}: {str(error)[:200]}")
     logger.warning(
         "building the native SLAF kernels with %s failed (%s); using the PyTorch "

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
+import slaf_cli.nn.native as native
 from slaf_cli.nn.bases import build_basis
 from slaf_cli.nn.functional import Kernels
 from slaf_cli.nn.native import (
+    FLAG_SETS,
     NativeKernels,
+    library_path,
     native_library,
     reset_native_library,
     supports_native,
@@ -185,6 +189,24 @@ def test_failed_build_warns_once(compiler, monkeypatch, caplog):
     assert len(warnings) == 1
     assert "activation.native=false" in warnings[0].getMessage()
     assert native_library() is None
+
+
+def test_truncated_library_is_rebuilt(tmp_path, monkeypatch, caplog):
+    built = Path(native_library()._name)  # the real build, in the real cache
+    reset_native_library()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = library_path(shutil.which("cc"), FLAG_SETS[0])
+    assert path.is_relative_to(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x7fELF truncated")
+    # Copy the real build instead of compiling it a second time in this test.
+    monkeypatch.setattr(native, "_build", lambda c, f, t: shutil.copy(built, t))
+    with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.native"):
+        library = native_library()
+    assert library is not None
+    assert path.read_bytes() == built.read_bytes()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("building them again" in m for m in messages)
 
 
 def test_config_selects_native_kernels():
