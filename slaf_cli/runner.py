@@ -30,6 +30,7 @@ from slaf_cli.files import atomic_write_text
 from slaf_cli.nn.bases import build_basis
 from slaf_cli.nn.factory import ActivationFactory, slaf_modules
 from slaf_cli.nn.functional import reset_compiled_kernels
+from slaf_cli.nn.native import NativeKernels, native_library
 from slaf_cli.report.summary import library_versions, write_summary
 from slaf_cli.report.tensorboard import TensorBoardReporter
 from slaf_cli.train.checkpoint import Checkpointer, load_checkpoint
@@ -128,6 +129,23 @@ def build_activation(cfg: DictConfig) -> ActivationFactory:
         momentum=cfg.routine.momentum,
         _convert_="all",
     )
+
+
+def kernel_names(model: nn.Module, device: torch.device) -> list[str]:
+    """Return the kernel classes that the model's SLAF layers run on ``device``.
+
+    Builds the native kernels when a layer needs them, so the build time falls
+    before the first epoch. ``NativeKernels`` is reported as ``Kernels`` where
+    it runs the eager ops: on CUDA, or when the build failed.
+    """
+    names = set()
+    for _, module in slaf_modules(model):
+        name = type(module.kernels).__name__
+        if isinstance(module.kernels, NativeKernels):
+            if device.type != "cpu" or native_library() is None:
+                name = "Kernels"
+        names.add(name)
+    return sorted(names)
 
 
 def build_model(
@@ -287,6 +305,7 @@ def _run(
         reset_compiled_kernels()
     factory = build_activation(cfg)
     model = build_model(cfg, data, factory).to(device)
+    summary["slaf_kernels"] = kernel_names(model, device)
     summary["parameters"] = count_parameters(model)
     summary["init_fit_error"] = {
         name: getattr(module, "init_fit_error", None)

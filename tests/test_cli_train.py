@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,8 @@ def test_default_run_digits(tmp_path: Path) -> None:
     assert 1 <= summary["best_epoch"] <= summary["epochs_completed"]
     assert summary["versions"]["torch"]
     assert summary["device"] == "cpu"
+    native = ["NativeKernels"] if shutil.which("cc") else ["Kernels"]
+    assert summary["slaf_kernels"] == native
     assert (run_dir / "summary.md").read_text().startswith("# Run summary")
     assert (run_dir / "train.log").stat().st_size > 0
     assert "test/acc=" in result.stdout
