@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
         environment.threads,
         environment.load_average,
     )
+    logger.info("native SLAF kernels: %s", environment.native_kernels)
     results = run_benchmark(options)
     print(format_text(results))
     if args.output:

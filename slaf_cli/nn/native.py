@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from slaf_cli.data.cache import user_cache_dir
+from slaf_cli.data.cache import is_writable_dir, user_cache_dir
 from slaf_cli.nn.bases.base import Basis
 from slaf_cli.nn.functional import Kernels
 
@@ -44,10 +44,12 @@ SOURCE_DIR = Path(__file__).parent / "csrc"
 SOURCES = ("monomial.c", "monomial_body.h")
 # Kept in step with MAX_TERMS in monomial.c.
 MAX_TERMS = 16
-# -march=native first; the second set serves compilers or CPUs without it.
+# -march=native first, then without it for compilers or CPUs that lack it, then
+# without OpenMP for compilers that lack it (Apple clang): one thread per kernel.
 FLAG_SETS = (
     ["-O3", "-march=native", "-fopenmp", "-fPIC", "-shared"],
     ["-O3", "-fopenmp", "-fPIC", "-shared"],
+    ["-O3", "-fPIC", "-shared"],
 )
 SUFFIXES = {torch.float32: "f32", torch.float64: "f64"}
 
@@ -105,6 +107,26 @@ def native_compiler() -> str:
         return compiler
 
 
+def native_cache_dir() -> Path:
+    """Return the folder for built libraries: the user cache, else a temp folder.
+
+    The second serves a cache folder that is missing, read-only or a file.
+    """
+    preferred = user_cache_dir() / "native"
+    user = getattr(os, "getuid", lambda: "user")()
+    fallback = Path(tempfile.gettempdir()) / f"slaf_cli-{user}" / "native"
+    for folder in (preferred, fallback):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if is_writable_dir(folder):
+            if folder != preferred:
+                logger.info("%s is not writable; using %s", preferred, folder)
+            return folder
+    raise OSError(f"no writable folder for the native SLAF kernels: {preferred}")
+
+
 def library_path(compiler: str, flags: list[str]) -> Path:
     """Return the cache path of the library that ``compiler`` builds with ``flags``."""
     digest = hashlib.sha256()
@@ -112,48 +134,75 @@ def library_path(compiler: str, flags: list[str]) -> Path:
         digest.update((SOURCE_DIR / name).read_bytes())
     for part in (compiler, " ".join(flags), platform.machine(), _cpu_flags()):
         digest.update(part.encode())
-    return user_cache_dir() / "native" / f"monomial-{digest.hexdigest()[:16]}.so"
+    return native_cache_dir() / f"monomial-{digest.hexdigest()[:16]}.so"
+
+
+class BuildInterrupted(RuntimeError):
+    """The compiler was stopped by a signal, for example Ctrl-C."""
 
 
 @contextlib.contextmanager
 def _build_lock(target: Path) -> Iterator[None]:
     """Hold an exclusive lock beside ``target``, so that of several processes
     (sweep jobs, test workers) one builds and the others wait for its result."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.with_suffix(".lock"), "w") as handle:
         try:
             import fcntl
         except ImportError:  # Not on POSIX: no lock, but the rename keeps files whole.
             yield
             return
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("waiting for another process to build %s", target)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _sha256(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _digest_path(target: Path) -> Path:
+    return target.with_suffix(".sha256")
+
+
 def _build(compiler: str, flags: list[str], target: Path) -> None:
-    """Compile into a temporary file beside ``target``, then rename it, so no
-    process ever loads a partial file."""
-    logger.info(
-        "building the native SLAF kernels with %s (once per machine, 10 to 30 s)",
-        compiler,
-    )
+    """Compile into a temporary file beside ``target``, record its digest, then
+    rename it, so no process ever loads a partial file."""
     start = time.perf_counter()
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(handle)
     try:
         command = [compiler, *flags, str(SOURCE_DIR / "monomial.c"), "-o", temporary]
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        if result.returncode < 0:
+            raise BuildInterrupted(f"{compiler} stopped by signal {-result.returncode}")
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
             raise RuntimeError(lines[0] if lines else f"exit {result.returncode}")
+        os.chmod(temporary, 0o755)
+        _digest_path(target).write_text(_sha256(temporary) + "\n")
         os.replace(temporary, target)
         logger.info("built %s in %.1f s", target, time.perf_counter() - start)
     finally:
         if os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _intact(path: Path) -> bool:
+    """Return whether ``path`` matches the digest recorded when it was built.
+
+    Loading a truncated shared library can kill the process with SIGBUS, so a
+    file that fails this check is never loaded.
+    """
+    digest = _digest_path(path)
+    if not (path.is_file() and digest.is_file()):
+        return False
+    return digest.read_text().strip() == _sha256(path)
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -166,34 +215,39 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
-def _load_or_build(compiler: str, flags: list[str]) -> ctypes.CDLL:
-    """Load the cached library, building it first when it is missing.
+def _load_or_build(compiler: str, flags: list[str], first: bool) -> ctypes.CDLL:
+    """Load the cached library, building it first when it is missing or damaged.
 
-    A cached file that does not load (truncated, or built for another machine
-    under the same key) is deleted and built again once.
+    A cached file whose digest does not match (truncated, or changed after the
+    build) is deleted and built again.
     """
     path = library_path(compiler, flags)
-    if path.exists():
-        try:
-            return _load(path)
-        except (OSError, AttributeError) as error:
-            logger.warning(
-                "discarding the native SLAF kernels at %s, which failed to load "
-                "(%s); building them again",
-                path,
-                str(error)[:200],
-            )
-            path.unlink(missing_ok=True)
     with _build_lock(path):
+        if path.exists() and not _intact(path):
+            logger.warning(
+                "discarding the damaged native SLAF kernels at %s; building them again",
+                path,
+            )
+            path.unlink()
         if not path.exists():
+            if first:
+                logger.info(
+                    "building the native SLAF kernels with %s (once per machine, "
+                    "10 to 30 s)",
+                    compiler,
+                )
+            else:
+                logger.info("building again with %s", " ".join(flags))
             _build(compiler, flags, path)
-    return _load(path)
+        return _load(path)
 
 
 def native_library() -> ctypes.CDLL | None:
     """Return the loaded kernels, building them on the first call; None if that fails.
 
-    A failure logs one warning per process and is not retried.
+    A failure logs one warning per process. A failed build also leaves a marker
+    file beside the library, so later processes skip the build until it is
+    removed. An interrupted build leaves none.
     """
     global _library, _attempted
     if _attempted:
@@ -207,11 +261,31 @@ def native_library() -> ctypes.CDLL | None:
             os.environ.get("CC", "cc"),
         )
         return None
+    try:
+        marker = library_path(compiler, FLAG_SETS[0]).with_suffix(".failed")
+    except OSError as error:  # No sources, or no writable folder.
+        logger.warning(
+            "the native SLAF kernels are unavailable (%s); using the PyTorch kernels",
+            error,
+        )
+        return None
+    if marker.exists():
+        logger.warning(
+            "skipping the native SLAF kernels: an earlier build with %s failed (%s). "
+            "Using the PyTorch kernels; delete %s to build again.",
+            compiler,
+            marker.read_text().strip(),
+            marker,
+        )
+        return None
     errors = []
-    for flags in FLAG_SETS:
+    for index, flags in enumerate(FLAG_SETS):
         try:
-            _library = _load_or_build(compiler, flags)
+            _library = _load_or_build(compiler, flags, first=index == 0)
             return _library
+        except BuildInterrupted as error:
+            logger.warning("building the native SLAF kernels stopped: %s", error)
+            return None
         except (
             OSError,
             AttributeError,
@@ -219,6 +293,8 @@ def native_library() -> ctypes.CDLL | None:
             subprocess.SubprocessError,
         ) as error:
             errors.append(f"{type(error).__name__}: {str(error)[:200]}")
+    with contextlib.suppress(OSError):
+        marker.write_text(errors[-1] + "\n")
     logger.warning(
         "building the native SLAF kernels with %s failed (%s); using the PyTorch "
         "kernels. Set activation.native=false to skip the build.",

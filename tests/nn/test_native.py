@@ -175,9 +175,9 @@ def test_channels_last_and_bfloat16():
 
 
 @pytest.mark.parametrize("compiler", ["/nonexistent/cc", "false"])
-def test_failed_build_warns_once(compiler, monkeypatch, caplog):
+def test_failed_build_warns_once(compiler, tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("CC", compiler)
-    reset_native_library()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     basis = build_basis("monomial", degree=3)
     native, eager = NativeKernels(basis), Kernels(basis)
     z, grad, coefficients, bias = random_inputs((4, 6), 6, 3, torch.float32)
@@ -191,22 +191,60 @@ def test_failed_build_warns_once(compiler, monkeypatch, caplog):
     assert native_library() is None
 
 
+def test_failed_build_is_not_repeated(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert native_library() is None
+    markers = list(tmp_path.rglob("*.failed"))
+    assert len(markers) == 1
+    reset_native_library()  # a new process, as far as the library goes
+    calls = []
+    monkeypatch.setattr(native, "_build", lambda *args: calls.append(args))
+    with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.native"):
+        assert native_library() is None
+    assert calls == []
+    assert str(markers[0]) in caplog.records[-1].getMessage()
+
+
+def fake_build(source: Path):
+    """Return a stand-in for ``native._build`` that copies an existing build."""
+
+    def build(compiler, flags, target):
+        native._digest_path(target).write_text(native._sha256(source))
+        shutil.copy(source, target)
+
+    return build
+
+
 def test_truncated_library_is_rebuilt(tmp_path, monkeypatch, caplog):
     built = Path(native_library()._name)  # the real build, in the real cache
     reset_native_library()
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     path = library_path(shutil.which("cc"), FLAG_SETS[0])
     assert path.is_relative_to(tmp_path)
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"\x7fELF truncated")
+    # Loading these bytes killed the process with SIGBUS before digests.
+    path.write_bytes(built.read_bytes()[:20000])
     # Copy the real build instead of compiling it a second time in this test.
-    monkeypatch.setattr(native, "_build", lambda c, f, t: shutil.copy(built, t))
+    monkeypatch.setattr(native, "_build", fake_build(built))
     with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.native"):
         library = native_library()
     assert library is not None
     assert path.read_bytes() == built.read_bytes()
     messages = [r.getMessage() for r in caplog.records]
-    assert any("building them again" in m for m in messages)
+    assert any("damaged" in m for m in messages)
+
+
+def test_unwritable_cache_falls_back_to_temp(tmp_path, monkeypatch):
+    built = Path(native_library()._name)
+    reset_native_library()
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+    monkeypatch.setattr(native.tempfile, "tempdir", str(tmp_path / "tmp"))
+    monkeypatch.setattr(native, "_build", fake_build(built))
+    library = native_library()
+    assert library is not None
+    assert Path(library._name).is_relative_to(tmp_path / "tmp")
 
 
 def test_config_selects_native_kernels():

@@ -17,8 +17,9 @@ class MonomialBasis(Basis):
 
     The natural domain is the whole real line and no input mapping is applied, so
     ``input_range`` is validated but unused. Outside about [-3, 3] high powers grow
-    fast, and z^16 overflows float32 once |z| exceeds about 250. The fast path
-    evaluates f and df/dz by Horner's rule. Max degree 16.
+    fast, and z^16 overflows float32 once |z| exceeds about 250. The normalized
+    routine also needs z^(2 * degree), which at degree 16 overflows beyond |z| of
+    about 16. The fast path evaluates f and df/dz by Horner's rule. Max degree 16.
     """
 
     max_degree = 16
