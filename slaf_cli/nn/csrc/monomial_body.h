@@ -7,15 +7,17 @@
  * that owns a coefficient row) and s positions per feature (H * W for images, 1
  * for dense layers). x must be contiguous. The "rows" kernels serve s > 1: a row
  * of s values shares one coefficient row, and the inner loops run along it. The
- * "lanes" kernels serve s == 1: the inner loops run along the features, one
- * coefficient per lane, so they take their coefficients transposed, (terms, c).
+ * "lanes" kernels serve s == 1: each thread takes a chunk of LANES features and
+ * runs down all samples, with one coefficient per lane.
  *
  * Inner loops handle chunks of LANES values. Each chunk function is inlined into
  * one copy per degree up to 8 (DEGREE_SWITCH), so the loop over powers unrolls
- * and the compiler keeps the chunk's partial sums in vector registers. Other
- * degrees and the last, partial chunk of a row run the same code with a runtime
- * degree. Sums are kept per lane in REAL and moved into double every FLUSH
- * chunks, so float32 inputs lose little precision over long rows.
+ * and the compiler can keep the chunk's partial sums in vector registers. Their
+ * arrays have a fixed size: with variable-length arrays GCC 12 kept them in
+ * memory, and the backward kernel ran about 15% slower in one measurement.
+ * Other degrees run the same code with a runtime degree. Sums are kept per lane
+ * in REAL and moved into double every FLUSH chunks, so float32 inputs lose
+ * little precision over long rows.
  */
 
 /* Per-lane minimum and maximum: a chunk loop widens lo[b] and hi[b] as it
@@ -77,7 +79,7 @@ ALWAYS_INLINE void FN(eval_lanes_k)(const REAL *restrict x, REAL *restrict out,
                                     int64_t rows, REAL *low, REAL *high,
                                     int accumulate, const int64_t degree) {
     RANGE_LANES(REAL)
-    REAL cf[degree + 1][LANES];
+    REAL cf[2 * MAX_TERMS][LANES];
     for (int64_t i = 0; i <= degree; ++i)
         for (int b = 0; b < LANES; ++b)
             cf[i][b] = b < width
@@ -169,8 +171,8 @@ ALWAYS_INLINE void FN(grad_row_k)(const REAL *restrict x, const REAL *restrict g
                                   REAL *restrict grad_x, int64_t s,
                                   const REAL *restrict sl,
                                   double *restrict partial, const int64_t terms) {
-    REAL acc[terms + 1][LANES];
-    double total[terms + 1];
+    REAL acc[MAX_TERMS + 1][LANES];
+    double total[MAX_TERMS + 1];
     for (int64_t j = 0; j <= terms; ++j) {
         total[j] = 0.0;
         for (int b = 0; b < LANES; ++b) acc[j][b] = 0;
@@ -226,14 +228,14 @@ ALWAYS_INLINE void FN(grad_lanes_k)(const REAL *restrict x, const REAL *restrict
                                     int64_t start, int64_t width,
                                     const REAL *restrict coef, int64_t rows,
                                     double *restrict sums, const int64_t terms) {
-    REAL acc[terms + 1][LANES];
-    double total[terms + 1][LANES];
+    REAL acc[MAX_TERMS + 1][LANES];
+    double total[MAX_TERMS + 1][LANES];
     for (int64_t j = 0; j <= terms; ++j)
         for (int b = 0; b < LANES; ++b) {
             acc[j][b] = 0;
             total[j][b] = 0.0;
         }
-    REAL sl[terms][LANES];
+    REAL sl[MAX_TERMS][LANES];
     for (int64_t i = 0; i < terms; ++i)
         for (int b = 0; b < LANES; ++b)
             sl[i][b] = b < width
@@ -362,8 +364,8 @@ ALWAYS_INLINE void FN(powers_row_k)(const REAL *restrict x, int64_t s,
                                     double *restrict partial, REAL *low,
                                     REAL *high, const int64_t count) {
     RANGE_LANES(REAL)
-    REAL acc[count][LANES];
-    double total[count];
+    REAL acc[2 * MAX_TERMS][LANES];
+    double total[2 * MAX_TERMS];
     for (int64_t j = 0; j < count; ++j) {
         total[j] = 0.0;
         for (int b = 0; b < LANES; ++b) acc[j][b] = 0;
@@ -415,8 +417,8 @@ ALWAYS_INLINE void FN(powers_lanes_k)(const REAL *restrict x, int64_t n, int64_t
                                       double *restrict sums, REAL *low,
                                       REAL *high, const int64_t count) {
     RANGE_LANES(REAL)
-    REAL acc[count][LANES];
-    double total[count][LANES];
+    REAL acc[2 * MAX_TERMS][LANES];
+    double total[2 * MAX_TERMS][LANES];
     for (int64_t j = 0; j < count; ++j)
         for (int b = 0; b < LANES; ++b) {
             acc[j][b] = 0;
