@@ -305,7 +305,6 @@ def _run(
         reset_compiled_kernels()
     factory = build_activation(cfg)
     model = build_model(cfg, data, factory).to(device)
-    summary["slaf_kernels"] = kernel_names(model, device)
     summary["parameters"] = count_parameters(model)
     summary["init_fit_error"] = {
         name: getattr(module, "init_fit_error", None)
@@ -348,6 +347,11 @@ def _run(
 
     progress = {"on": True, "off": False}.get(trainer_cfg.progress, sys.stderr.isatty())
     signals = SignalFlag().install()
+    # Built after the handler is installed, so Ctrl-C during the build stops the
+    # compiler and the run ends through the usual interrupted path.
+    summary["slaf_kernels"] = kernel_names(model, device)
+    if summary["slaf_kernels"]:
+        log.info("SLAF kernels: %s", ", ".join(summary["slaf_kernels"]))
     trainer = Trainer(
         model=model,
         optimizer=optimizer,

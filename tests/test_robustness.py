@@ -241,3 +241,44 @@ def test_same_second_runs_get_own_folders(tmp_path: Path) -> None:
     for run in runs:
         assert read_summary(run)["status"] == "completed"
     assert REPO_ROOT.is_dir()
+
+
+def test_ctrl_c_during_kernel_build(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group while the native kernels build: the
+    compiler dies, and the run ends as interrupted with a summary and exit 130."""
+    compiler = tmp_path / "slow-cc"
+    compiler.write_text("#!/bin/sh\nexec sleep 60\n")
+    compiler.chmod(0o755)
+
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "CC": str(compiler),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "slaf_cli.cli.train", "trainer.num_threads=1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, like a terminal job
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        logs = list(tmp_path.glob("outputs/*/*/train.log"))
+        if logs and "building the native SLAF kernels" in logs[0].read_text():
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)  # let the compiler start
+    os.killpg(process.pid, signal.SIGINT)
+
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    summary = read_summary(only_run_dir(tmp_path))
+    assert summary["status"] == "interrupted"
+    assert summary["slaf_kernels"] == ["Kernels"]
+    assert not list((tmp_path / "cache").rglob("*.failed"))
+    assert not list((tmp_path / "cache").rglob("tmp*.so"))

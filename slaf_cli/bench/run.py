@@ -245,31 +245,41 @@ def _div(variants: dict[str, StepResult], name: str) -> float:
     return variants[name].seconds / variants["relu"].seconds
 
 
-def target_rows(results: BenchResults) -> tuple[Row, list[Row]]:
-    """Return the header and rows of the target table."""
+def target_rows(results: BenchResults, judged: bool = True) -> tuple[Row, list[Row]]:
+    """Return the header and rows of the target table.
+
+    With ``judged`` false (the ``--quick`` sizes, too small to compare against
+    the goals) the "met" column reads "n/a (quick sizes)".
+    """
     header = ["target", "measured", "goal", "met"]
     rows = []
     for target in targets(results):
         goal = f"{'<=' if target.at_most else '>='} {target.bound:.2f}"
-        rows.append(
-            [target.name, f"{target.value:.2f}", goal, "yes" if target.met else "no"]
-        )
+        if not judged:
+            met = "n/a (quick sizes)"
+        else:
+            met = "yes" if target.met else "no"
+        rows.append([target.name, f"{target.value:.2f}", goal, met])
     return header, rows
 
 
-def format_text(results: BenchResults) -> str:
-    """Render all tables for a terminal."""
+def format_text(results: BenchResults, judged: bool = True) -> str:
+    """Render all tables for a terminal; ``judged`` as in :func:`target_rows`."""
     parts = [text_table(*step_rows(results))]
     if results.epochs:
         parts.append(text_table(*epoch_rows(results)))
     else:
         parts.append(f"MNIST epoch skipped: {results.skipped_epoch}")
-    parts.append(text_table(*target_rows(results)))
+    parts.append(text_table(*target_rows(results, judged)))
     return "\n\n".join(parts)
 
 
 def format_markdown(
-    results: BenchResults, environment: Environment, command: str, options: BenchOptions
+    results: BenchResults,
+    environment: Environment,
+    command: str,
+    options: BenchOptions,
+    judged: bool = True,
 ) -> str:
     """Render the generated section of docs/benchmarks.md."""
     lines = ["## Latest run", "", *environment_lines(environment, command)]
@@ -294,5 +304,5 @@ def format_markdown(
         ]
     else:
         lines.append(f"Skipped: {results.skipped_epoch}.")
-    lines += ["", "### Targets", "", markdown_table(*target_rows(results))]
+    lines += ["", "### Targets", "", markdown_table(*target_rows(results, judged))]
     return "\n".join(lines)

@@ -144,11 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     logger.info("native SLAF kernels: %s", environment.native_kernels)
     results = run_benchmark(options)
-    print(format_text(results))
+    print(format_text(results, judged=not args.quick))
     if args.output:
         arguments = sys.argv[1:] if argv is None else argv
         command = shlex.join(["slaf-bench", *arguments])
-        markdown = format_markdown(results, environment, command, options)
+        markdown = format_markdown(
+            results, environment, command, options, judged=not args.quick
+        )
         update_markdown(Path(args.output), markdown)
         logger.info("wrote %s", args.output)
 

@@ -24,6 +24,7 @@ import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
@@ -52,6 +53,7 @@ FLAG_SETS = (
     ["-O3", "-fPIC", "-shared"],
 )
 SUFFIXES = {torch.float32: "f32", torch.float64: "f64"}
+BUILD_TIMEOUT = 300  # seconds per compiler call
 
 _POINTER = ctypes.c_void_p
 _INT = ctypes.c_int64
@@ -75,6 +77,7 @@ _WITH_STATUS = ("poly_grad_rows", "poly_grad_lanes", "moments_rows", "moments_la
 _library: ctypes.CDLL | None = None
 _attempted = False
 _FUNCTIONS: dict[str, _Functions] = {}
+_cache_dir: Path | None = None
 
 
 def _cpu_flags() -> str:
@@ -107,24 +110,43 @@ def native_compiler() -> str:
         return compiler
 
 
+def _private(folder: Path) -> bool:
+    """Return whether ``folder`` belongs to this user and no one else can write it."""
+    info = folder.stat()
+    owner = getattr(os, "getuid", lambda: info.st_uid)()
+    return info.st_uid == owner and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def native_cache_dir() -> Path:
     """Return the folder for built libraries: the user cache, else a temp folder.
 
-    The second serves a cache folder that is missing, read-only or a file.
+    The second serves a cache folder that is missing, read-only or a file. It is
+    used only when it is private to this user, because any library in it gets
+    loaded. The choice is made once per process.
     """
+    global _cache_dir
+    if _cache_dir is not None:
+        return _cache_dir
     preferred = user_cache_dir() / "native"
     user = getattr(os, "getuid", lambda: "user")()
     fallback = Path(tempfile.gettempdir()) / f"slaf_cli-{user}" / "native"
     for folder in (preferred, fallback):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            usable = is_writable_dir(folder)
+            if folder == fallback:
+                usable = usable and _private(folder) and _private(folder.parent)
         except OSError:
             continue
-        if is_writable_dir(folder):
+        if usable:
             if folder != preferred:
                 logger.info("%s is not writable; using %s", preferred, folder)
+            _cache_dir = folder
             return folder
-    raise OSError(f"no writable folder for the native SLAF kernels: {preferred}")
+    raise OSError(
+        f"no writable folder for the native SLAF kernels: {preferred}, and "
+        f"{fallback} is not a folder private to this user"
+    )
 
 
 def library_path(compiler: str, flags: list[str]) -> Path:
@@ -138,7 +160,8 @@ def library_path(compiler: str, flags: list[str]) -> Path:
 
 
 class BuildInterrupted(RuntimeError):
-    """The compiler was stopped by a signal, for example Ctrl-C."""
+    """The compiler was stopped by a signal (Ctrl-C, say) or timed out. Another
+    flag set would fare no better, and a later run may succeed."""
 
 
 @contextlib.contextmanager
@@ -170,15 +193,31 @@ def _digest_path(target: Path) -> Path:
     return target.with_suffix(".sha256")
 
 
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Delete temporary libraries that a killed build left over an hour ago."""
+    for path in folder.glob("tmp*.so"):
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime > 3600:
+                path.unlink()
+
+
 def _build(compiler: str, flags: list[str], target: Path) -> None:
     """Compile into a temporary file beside ``target``, record its digest, then
     rename it, so no process ever loads a partial file."""
+    _remove_stale_temporaries(target.parent)
     start = time.perf_counter()
     handle, temporary = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(handle)
     try:
         command = [compiler, *flags, str(SOURCE_DIR / "monomial.c"), "-o", temporary]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        try:
+            result = subprocess.run(
+                command, capture_output=True, text=True, timeout=BUILD_TIMEOUT
+            )
+        except subprocess.TimeoutExpired as error:
+            raise BuildInterrupted(
+                f"{compiler} timed out after {error.timeout} s"
+            ) from error
         if result.returncode < 0:
             raise BuildInterrupted(f"{compiler} stopped by signal {-result.returncode}")
         if result.returncode != 0:
@@ -225,19 +264,20 @@ def _load_or_build(compiler: str, flags: list[str], first: bool) -> ctypes.CDLL:
     with _build_lock(path):
         if path.exists() and not _intact(path):
             logger.warning(
-                "discarding the damaged native SLAF kernels at %s; building them again",
+                "discarding the native SLAF kernels at %s, which are damaged or "
+                "have no matching .sha256 file; building them again",
                 path,
             )
             path.unlink()
         if not path.exists():
             if first:
                 logger.info(
-                    "building the native SLAF kernels with %s (once per machine, "
-                    "10 to 30 s)",
+                    "building the native SLAF kernels with %s (once per machine "
+                    "and source version, 10 to 30 s)",
                     compiler,
                 )
             else:
-                logger.info("building again with %s", " ".join(flags))
+                logger.info("building again with flags %s", " ".join(flags))
             _build(compiler, flags, path)
         return _load(path)
 
@@ -278,7 +318,13 @@ def native_library() -> ctypes.CDLL | None:
             marker,
         )
         return None
-    errors = []
+    for flags in FLAG_SETS:  # An intact earlier build, in order of preference.
+        with contextlib.suppress(OSError, AttributeError):
+            path = library_path(compiler, flags)
+            if _intact(path):
+                _library = _load(path)
+                return _library
+    errors: list[Exception] = []
     for index, flags in enumerate(FLAG_SETS):
         try:
             _library = _load_or_build(compiler, flags, first=index == 0)
@@ -292,14 +338,22 @@ def native_library() -> ctypes.CDLL | None:
             RuntimeError,
             subprocess.SubprocessError,
         ) as error:
-            errors.append(f"{type(error).__name__}: {str(error)[:200]}")
-    with contextlib.suppress(OSError):
-        marker.write_text(errors[-1] + "\n")
+            errors.append(error)
+            if index + 1 < len(FLAG_SETS):
+                logger.info("the build with flags %s failed: %s", flags, error)
+    reason = f"{type(errors[-1]).__name__}: {str(errors[-1])[:200]}"
+    remembered = ""
+    # Only compiler errors are remembered; a full disk or a lost lock may pass.
+    if all(type(error) is RuntimeError for error in errors):
+        with contextlib.suppress(OSError):
+            marker.write_text(reason + "\n")
+            remembered = f" Later runs skip the build until {marker} is deleted."
     logger.warning(
         "building the native SLAF kernels with %s failed (%s); using the PyTorch "
-        "kernels. Set activation.native=false to skip the build.",
+        "kernels.%s Set activation.native=false to skip the build.",
         compiler,
-        errors[-1],
+        reason,
+        remembered,
     )
     return None
 
@@ -307,9 +361,10 @@ def native_library() -> ctypes.CDLL | None:
 def reset_native_library() -> None:
     """Forget the loaded library and any failed build, so the next call builds or
     loads again (used by tests that change ``CC``)."""
-    global _library, _attempted
+    global _library, _attempted, _cache_dir
     _library = None
     _attempted = False
+    _cache_dir = None
     _FUNCTIONS.clear()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -22,7 +23,13 @@ from tests.conftest import mnist_root, requires_mnist, run_cli
 STEP_ROWS = [
     (model, variant)
     for model in ("mlp", "cnn")
-    for variant in ("relu", "slaf naive", "slaf fast", "slaf fast normalized")
+    for variant in (
+        "relu",
+        "slaf naive",
+        "slaf eager",
+        "slaf fast",
+        "slaf fast normalized",
+    )
 ]
 EPOCH_PATHS = ["compute", "in-memory", "torchvision w0", "torchvision w2"]
 RATIO = re.compile(r"(\d+\.\d+|inf|nan)x")
@@ -105,8 +112,10 @@ def test_quick_run_writes_every_row(tmp_path):
             assert_finite_ratios(find_line(text, model, variant), expected=3)
         for path in EPOCH_PATHS:
             assert_finite_ratios(find_line(text, path), expected=1)
-        assert find_line(text, "cnn: naive / fast step time")
+        assert "n/a (quick sizes)" in find_line(text, "cnn: naive / fast step time")
         assert find_line(text, "mnist epoch: torchvision w2 / in-memory")
+    if shutil.which("cc"):
+        assert "- Native SLAF kernels: monomial-" in markdown
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ fails."""
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -189,6 +190,8 @@ def test_failed_build_warns_once(compiler, tmp_path, monkeypatch, caplog):
     assert len(warnings) == 1
     assert "activation.native=false" in warnings[0].getMessage()
     assert native_library() is None
+    if compiler == "false":  # a compiler error, remembered for later runs
+        assert ".failed is deleted" in warnings[0].getMessage()
 
 
 def test_failed_build_is_not_repeated(tmp_path, monkeypatch, caplog):
@@ -245,6 +248,32 @@ def test_unwritable_cache_falls_back_to_temp(tmp_path, monkeypatch):
     library = native_library()
     assert library is not None
     assert Path(library._name).is_relative_to(tmp_path / "tmp")
+
+
+def test_shared_temp_folder_is_not_used(tmp_path, monkeypatch, caplog):
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(not_a_folder))
+    monkeypatch.setattr(native.tempfile, "tempdir", str(tmp_path / "tmp"))
+    planted = tmp_path / "tmp" / f"slaf_cli-{os.getuid()}" / "native"
+    planted.mkdir(parents=True)
+    planted.chmod(0o777)  # as if another user had created it first
+    monkeypatch.setattr(native, "_build", lambda *args: pytest.fail("built"))
+    with caplog.at_level(logging.WARNING, logger="slaf_cli.nn.native"):
+        assert native_library() is None
+    assert "private to this user" in caplog.records[-1].getMessage()
+
+
+def test_fallback_flags_build_is_reused(tmp_path, monkeypatch):
+    built = Path(native_library()._name)
+    reset_native_library()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    fallback = library_path(shutil.which("cc"), FLAG_SETS[-1])
+    fake_build(built)(None, None, fallback)
+    monkeypatch.setattr(native, "_build", lambda *args: pytest.fail("built"))
+    library = native_library()
+    assert library is not None
+    assert Path(library._name) == fallback
 
 
 def test_config_selects_native_kernels():
