@@ -487,6 +487,8 @@ class NativeKernels(Kernels):
         )
         threads = torch.get_num_threads()
         if s > 1:
+            # NOTE: the kernel allocates n * c * (terms + 1) doubles of partial sums,
+            # more than x itself when s is below about 2 * (terms + 1).
             status = functions.poly_grad_rows(
                 *pointers, rows, terms, n, c, s, *outputs, threads
             )
