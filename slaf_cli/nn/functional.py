@@ -43,7 +43,10 @@ class Kernels:
     """The fast path's kernels for one basis, run as eager PyTorch ops.
 
     ``weighted_sum_backward`` returns the bias gradient too, so a compiled version
-    folds that reduction into the same kernel.
+    folds that reduction into the same kernel. The public methods widen the range
+    buffers in ``track`` and add into ``out``. Subclasses that only change how
+    the values are computed override the ``_weighted_sum``, ``_term_moments`` and
+    ``_term_moments_backward`` hooks.
     """
 
     def __init__(self, basis: Basis) -> None:
@@ -58,6 +61,9 @@ class Kernels:
     ) -> Tensor:
         if track is not None:
             update_range(z, *track)
+        return self._weighted_sum(z, coefficients, bias)
+
+    def _weighted_sum(self, z: Tensor, coefficients: Tensor, bias: Tensor) -> Tensor:
         return self.basis.weighted_sum(z, coefficients, bias)
 
     def weighted_sum_backward(
@@ -70,14 +76,22 @@ class Kernels:
     ) -> tuple[Tensor, Tensor]:
         if track is not None:
             update_range(z, *track)
+        return self._term_moments(z)
+
+    def _term_moments(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return self.basis.term_moments(z)
 
     def term_moments_backward(
         self, z: Tensor, offsets: Tensor, scales: Tensor, out: Tensor | None = None
     ) -> Tensor:
         """Return dL/dz from the moments' gradients, or add it to ``out``."""
-        grad = self.basis.term_moments_backward(z, offsets, scales)
+        grad = self._term_moments_backward(z, offsets, scales)
         return grad if out is None else out.add_(grad)
+
+    def _term_moments_backward(
+        self, z: Tensor, offsets: Tensor, scales: Tensor
+    ) -> Tensor:
+        return self.basis.term_moments_backward(z, offsets, scales)
 
 
 @torch.no_grad()
@@ -148,15 +162,7 @@ class CompiledKernels(Kernels):
                 )
         return getattr(self._eager, name)(*args)
 
-    def weighted_sum(
-        self,
-        z: Tensor,
-        coefficients: Tensor,
-        bias: Tensor,
-        track: tuple[Tensor, Tensor] | None = None,
-    ) -> Tensor:
-        if track is not None:
-            update_range(z, *track)
+    def _weighted_sum(self, z: Tensor, coefficients: Tensor, bias: Tensor) -> Tensor:
         return self._call("weighted_sum", z, coefficients, bias)
 
     def weighted_sum_backward(
@@ -164,18 +170,13 @@ class CompiledKernels(Kernels):
     ) -> tuple[Tensor, Tensor, Tensor]:
         return self._call("weighted_sum_backward", z, coefficients, grad_output)
 
-    def term_moments(
-        self, z: Tensor, track: tuple[Tensor, Tensor] | None = None
-    ) -> tuple[Tensor, Tensor]:
-        if track is not None:
-            update_range(z, *track)
+    def _term_moments(self, z: Tensor) -> tuple[Tensor, Tensor]:
         return self._call("term_moments", z)
 
-    def term_moments_backward(
-        self, z: Tensor, offsets: Tensor, scales: Tensor, out: Tensor | None = None
+    def _term_moments_backward(
+        self, z: Tensor, offsets: Tensor, scales: Tensor
     ) -> Tensor:
-        grad = self._call("term_moments_backward", z, offsets, scales)
-        return grad if out is None else out.add_(grad)
+        return self._call("term_moments_backward", z, offsets, scales)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> CompiledKernels:
         return self  # Copies share the compiled code, which contains no tensors.
