@@ -240,7 +240,7 @@ class BasisSum(Function):
 
 
 class NormalizedBasisSum(Function):
-    """f(x) = b + sum_j c_j (g_j(x) - mu_j) / sqrt(var_j + eps), one node for all.
+    """f(x) = b + sum_j c_j (g_j(x) - mu_j) / sqrt(var_j + eps) in one autograd node.
 
     mu and var (C, K) are the biased batch moments of each term per feature,
     reduced over all dims but 1, and gradients flow through them. Forward makes

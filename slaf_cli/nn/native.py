@@ -160,8 +160,8 @@ def library_path(compiler: str, flags: list[str]) -> Path:
 
 
 class BuildInterrupted(RuntimeError):
-    """The compiler was stopped by a signal (Ctrl-C, say) or timed out. Another
-    flag set would fare no better, and a later run may succeed."""
+    """A build stopped by a signal (Ctrl-C, say) or a timeout. Another flag set
+    would fare no better, and a later run may succeed."""
 
 
 @contextlib.contextmanager
@@ -222,7 +222,8 @@ def _build(compiler: str, flags: list[str], target: Path) -> None:
             raise BuildInterrupted(f"{compiler} stopped by signal {-result.returncode}")
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
-            raise RuntimeError(lines[0] if lines else f"exit {result.returncode}")
+            detail = lines[0] if lines else f"exit status {result.returncode}"
+            raise RuntimeError(f"{compiler} failed: {detail}")
         os.chmod(temporary, 0o755)
         _digest_path(target).write_text(_sha256(temporary) + "\n")
         os.replace(temporary, target)
@@ -370,7 +371,10 @@ def reset_native_library() -> None:
 
 def _check(status: int) -> None:
     if status != 0:
-        raise MemoryError("the native SLAF kernels could not allocate a scratch buffer")
+        raise MemoryError(
+            "the native SLAF kernels failed to allocate a scratch buffer; free "
+            "memory, lower the batch size or set activation.native=false"
+        )
 
 
 def _pointer(t: Tensor | None) -> int | None:
@@ -471,6 +475,7 @@ class NativeKernels(Kernels):
         functions = self._native(z, coefficients, grad_output)
         if functions is None:
             return super().weighted_sum_backward(z, coefficients, grad_output)
+
         z = z.contiguous()
         grad_output = grad_output.contiguous()
         coefficients = coefficients.contiguous()
@@ -478,6 +483,7 @@ class NativeKernels(Kernels):
         grad_z = torch.empty_like(z)
         grad_coefficients = torch.empty_like(coefficients)
         grad_bias = coefficients.new_empty(rows)
+
         n, c, s = _layout(z)
         pointers = (z.data_ptr(), grad_output.data_ptr(), coefficients.data_ptr())
         outputs = (
@@ -535,7 +541,7 @@ class NativeKernels(Kernels):
         return self._evaluate(z, polynomial, functions, out=out)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NativeKernels:
-        return self  # Holds no tensors; copies of a layer share it.
+        return self  # It contains no tensors, so copies of a layer share it.
 
 
 class _Functions:

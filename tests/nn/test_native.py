@@ -152,8 +152,8 @@ def test_results_equal_across_thread_counts():
                 )
             finally:
                 torch.set_num_threads(threads)
-    for one, two in ((results[0], results[1]), (results[2], results[3])):
-        for a, b in zip(one, two, strict=True):
+    for single, double in ((results[0], results[1]), (results[2], results[3])):
+        for a, b in zip(single, double, strict=True):
             assert torch.equal(a, b)
 
 

@@ -99,7 +99,7 @@ class MonomialBasis(Basis):
         return evaluate_polynomial(z, self.moments_backward_polynomial(offsets, scales))
 
     def moments_backward_polynomial(self, offsets: Tensor, scales: Tensor) -> Tensor:
-        """Coefficients (C, 2K) of sum_j j z^(j-1) (o_j + s_j z^j), degree 2K - 1."""
+        """Return the coefficients (C, 2K) of sum_j j z^(j-1) (o_j + s_j z^j)."""
         degree = self.degree
         powers = torch.arange(1, degree + 1, dtype=offsets.dtype, device=offsets.device)
         polynomial = offsets.new_zeros(offsets.shape[0], 2 * degree)

@@ -13,8 +13,8 @@
  * Inner loops handle chunks of LANES values. Each chunk function is inlined into
  * one copy per degree up to 8 (DEGREE_SWITCH), so the loop over powers unrolls
  * and the compiler can keep the chunk's partial sums in vector registers. Their
- * arrays have a fixed size: with variable-length arrays GCC 12 kept them in
- * memory, and the backward kernel ran about 15% slower in one measurement.
+ * arrays have a fixed size, because with variable-length arrays GCC 12 kept them
+ * in memory and the backward kernel ran slower in one measurement.
  * Other degrees run the same code with a runtime degree. Sums are kept per lane
  * in REAL and moved into double every FLUSH chunks, so float32 inputs lose
  * little precision over long rows.
@@ -39,8 +39,8 @@
 
 /* ---- Horner evaluation: out = sum_{i=0..degree} p_i x^i ---- */
 
-/* One row of s values with coefficients cf[0..degree]; widens *low, *high.
- * With accumulate set, adds the polynomial to out instead of writing it. */
+/* One row of s values with coefficients cf[0..degree]. It widens *low and *high
+ * to the row's range, and with accumulate set adds the polynomial to out. */
 ALWAYS_INLINE void FN(eval_row_k)(const REAL *restrict x, REAL *restrict out,
                                   int64_t s, const REAL *restrict cf, REAL *low,
                                   REAL *high, int accumulate,
